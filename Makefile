@@ -1,0 +1,55 @@
+# evacamel: two commands after cloning (see README.md)
+#   make book   execute every notebook and build the static book into _build/html
+#   make test   unit tests + every notebook executed by nbval
+# Both create .venv and install evacamel into it on first use (Python 3.10-3.13).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.evacamel-installed
+# Unit tests run on this many pytest-xdist workers; notebooks run one after another.
+JOBS   ?= 2
+
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: all install test unit notebooks book browser-check bench clean help
+
+help:
+	@echo "make book    execute the notebooks and build the book into _build/html"
+	@echo "make test    unit tests and every notebook (nbval)"
+	@echo "make unit | notebooks | browser-check | bench | clean"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,book,depth]"
+	@touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) tests
+	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		--nbval-cell-timeout 900 notebooks
+
+unit: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) tests
+
+notebooks: $(STAMP)
+	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		--nbval-cell-timeout 900 notebooks
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
+
+browser-check: $(STAMP)
+	$(PY) -m pytest -m browser tests/test_book_in_browser.py
+
+bench: $(STAMP)
+	$(PY) -m evacamel bench dataset
+	$(PY) -m evacamel bench loader
+	$(PY) -m evacamel bench train
+
+clean:
+	rm -rf _build .jupyter_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Data: compositing, the on-disk format, statistics, downloads and torch datasets."""

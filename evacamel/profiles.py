@@ -1,0 +1,185 @@
+"""How big a run is, said in one place.
+
+A *profile* fixes every size in the course: how many backgrounds and camels the
+synthetic world makes, the image sizes on disk and at the model, the model's width,
+and the training schedule. Notebooks and the CLI never hard-code a size; they ask
+:func:`get_profile`.
+
+Profiles:
+
+``quick``
+    CPU, CI and a book built on a laptop: a few hundred small samples, a narrow model,
+    minutes on two cores.
+``cpu``
+    The longest run that still makes sense on a laptop CPU (about ten minutes of
+    training on two cores): enough data and width to reach a useful model.
+``full``
+    A CUDA GPU (Colab or better) at the seed's sizes: 100 backgrounds x 100 camels,
+    1024 px sources, 256 px model input, the exact seed U-Net (width 64).
+
+Selection: ``EVACAMEL_PROFILE`` if set, else ``full`` when CUDA is available, else
+``quick``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+__all__ = ["Profile", "PROFILES", "get_profile", "default_profile_name", "PROFILE_ENV"]
+
+PROFILE_ENV = "EVACAMEL_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size of a run. Frozen: derive a variant with :meth:`replace`."""
+
+    name: str
+    description: str
+
+    # -- the dataset -------------------------------------------------------------------
+    n_backgrounds: int
+    """Procedural desert backgrounds generated."""
+    n_camels: int
+    """Procedural camel sprites generated."""
+    samples: int
+    """Composites written in total (train + test)."""
+    test_fraction: float
+    """Fraction of backgrounds *and* of camels held out for the test split."""
+    source_size: int
+    """Side in pixels of ``bg``, ``fg_bg`` and ``mask`` files on disk (square)."""
+    depth_size: int
+    """Side in pixels of the stored depth maps (the seed stored 512 for 1024 sources)."""
+    camel_size: int
+    """Side in pixels of the square RGBA camel sprites on disk."""
+    image_format: str
+    """``"jpg"`` or ``"png"`` for ``bg`` and ``fg_bg`` images (targets are always PNG)."""
+    jpeg_quality: int
+    compose_mode: str
+    """``"perspective"`` (camels stand on the terrain) or ``"seed"`` (the seed's recipe)."""
+
+    # -- the model -------------------------------------------------------------------
+    input_size: int
+    """Model input side (6 channels: bg + fg_bg). The output side is half of it."""
+    width: int
+    """Base channel count of the U-Net; 64 is the seed model (5,649,664 parameters)."""
+
+    # -- training --------------------------------------------------------------------
+    epochs: int
+    batch_size: int
+    lr: float
+    num_workers: int
+    seed: int = 0
+
+    @property
+    def output_size(self) -> int:
+        """Side of the predicted mask and depth maps (input / 2, as in the seed)."""
+        return self.input_size // 2
+
+    def replace(self, **changes: object) -> "Profile":
+        """A copy with some fields changed, e.g. ``p.replace(epochs=1)``."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["output_size"] = self.output_size
+        return d
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        description="CPU / CI: a few hundred 128 px samples, 64 px input, narrow model",
+        n_backgrounds=24,
+        n_camels=24,
+        samples=480,
+        test_fraction=0.25,
+        source_size=128,
+        depth_size=128,
+        camel_size=128,
+        image_format="jpg",
+        jpeg_quality=95,
+        compose_mode="perspective",
+        input_size=64,
+        width=16,
+        epochs=3,
+        batch_size=32,
+        lr=2e-3,
+        num_workers=0,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="laptop CPU, about ten minutes of training on 2 cores",
+        n_backgrounds=60,
+        n_camels=60,
+        samples=4000,
+        test_fraction=0.2,
+        source_size=128,
+        depth_size=128,
+        camel_size=128,
+        image_format="jpg",
+        jpeg_quality=95,
+        compose_mode="perspective",
+        input_size=64,
+        width=16,
+        epochs=12,
+        batch_size=32,
+        lr=3e-3,
+        num_workers=2,
+    ),
+    "full": Profile(
+        name="full",
+        description="CUDA GPU at the seed's sizes: 100 x 100, 1024 px sources, 256 px input, seed U-Net",
+        n_backgrounds=100,
+        n_camels=100,
+        samples=40_000,
+        test_fraction=0.2,
+        source_size=1024,
+        depth_size=512,
+        camel_size=512,
+        image_format="jpg",
+        jpeg_quality=90,
+        compose_mode="perspective",
+        input_size=256,
+        width=64,
+        epochs=20,
+        batch_size=128,
+        lr=2e-3,
+        num_workers=8,
+    ),
+}
+
+
+def default_profile_name() -> str:
+    """``$EVACAMEL_PROFILE`` if set, else ``"full"`` with CUDA, else ``"quick"``."""
+    name = os.environ.get(PROFILE_ENV, "").strip()
+    if name:
+        return name
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "full"
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return "quick"
+
+
+def get_profile(name: str | Profile | None = None) -> Profile:
+    """The profile called ``name`` (default: :func:`default_profile_name`).
+
+    Raises:
+        KeyError: the name is not one of :data:`PROFILES`; the message lists them.
+    """
+    if isinstance(name, Profile):
+        return name
+    name = name or default_profile_name()
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown profile {name!r} (from {PROFILE_ENV} or the caller); "
+            f"choose one of: {', '.join(PROFILES)}"
+        ) from None
