@@ -10,7 +10,6 @@ STAMP  := $(VENV)/.evacamel-installed
 # Unit tests run on this many pytest-xdist workers; notebooks run one after another.
 JOBS   ?= 2
 
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 .PHONY: all install test unit notebooks book browser-check bench clean help
@@ -44,7 +43,7 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going
 
 browser-check: $(STAMP)
-	$(PY) -m pytest -m browser tests/test_book_in_browser.py
+	$(PY) -m pytest -m browser -p no:xdist tests/test_book_in_browser.py
 
 bench: $(STAMP)
 	$(PY) -m evacamel bench dataset

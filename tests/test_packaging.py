@@ -1,0 +1,66 @@
+"""The repo's own files keep their promises: environment.yml == pyproject, notebooks clean."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r): r.replace(" ", "") for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        wanted.update({_name(r): r.replace(" ", "") for r in extra})
+    env_text = (ROOT / "environment.yml").read_text()
+    pip_section = env_text.split("- pip:", 1)[1].splitlines()
+    pip_reqs = [ln.strip()[2:].strip() for ln in pip_section if ln.strip().startswith("- ")]
+    listed = {_name(r): r.replace(" ", "") for r in pip_reqs if not r.startswith("-e")}
+    assert listed == wanted
+
+
+def test_torch_is_not_pinned_exactly():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch = [r for r in project["dependencies"] if _name(r) in {"torch", "torchvision"}]
+    assert torch and not any("==" in r for r in torch)
+
+
+def test_jupyter_book_is_1x():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    jb = [r for r in project["optional-dependencies"]["book"] if _name(r) == "jupyter-book"]
+    assert jb and "<2" in jb[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_committed_clean_and_starts_with_the_install_cell(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for cell in code:
+        assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
+    first = "".join(nb["cells"][0]["source"])
+    assert nb["cells"][0]["cell_type"] == "code" and '"google.colab" in sys.modules' in first
+    assert nb["metadata"].get("accelerator") == "GPU"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    # sizes come from the profile, never from the notebook
+    assert any("get_profile()" in "".join(c["source"]) for c in code)
+
+
+def test_every_notebook_is_in_the_book_and_numbered():
+    toc = (ROOT / "book" / "_toc.yml").read_text()
+    for path in NOTEBOOKS:
+        assert re.match(r"\d\d_", path.name), path.name
+        assert f"notebooks/{path.stem}" in toc, path.name
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
