@@ -1,0 +1,412 @@
+"""Paste camels on backgrounds: placements, occlusion, exact masks and depth.
+
+Two ways to place a camel (:func:`sample_placements`):
+
+``"perspective"`` (default)
+    The camel stands on the terrain. A forward distance is drawn (log-uniform, so near
+    and far camels are equally common), a column, and the visible ground point at that
+    distance in that column is found from the background's depth map; the sprite's
+    size in pixels follows from the camera (focal length / distance). Sometimes the
+    camel is pushed a little behind a dune crest so that the crest hides its feet or
+    more. Candidates are drawn until the camel is mostly visible.
+``"seed"``
+    The seed project's recipe, scaled to the image size: a square of side 320..640 px at
+    1024 (0.3125..0.625 of the size) at a random place fully inside the image, flipped
+    with probability 0.5.
+
+:func:`compose` pastes the sprites (alpha blending, anti-aliased resampling) and returns
+
+* ``mask``: exactly the visible camel pixels (sprite alpha >= 0.5 and not hidden),
+* ``depth``: the background's depth, with the camel's depth where the camel is visible.
+  In perspective mode the camel is a vertical billboard at its forward distance ``D``:
+  its depth along each pixel's ray is ``D * camera.ray_lengths()`` (exact for a flat
+  camel facing the camera), and terrain nearer than that hides it. In seed mode the
+  whole camel gets one depth, the background's depth at its feet (the middle of the
+  sprite's bottom edge of the alpha, clamped into the image), and nothing hides it.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from evacamel.data.depth_units import FAR_M
+from evacamel.synth.background import Backgrounds
+from evacamel.synth.camel import CamelSprite
+from evacamel.synth.camera import Camera
+
+__all__ = ["Placement", "Composite", "sample_placements", "compose", "SEED_SIDE_RANGE", "MODES"]
+
+MODES = ("perspective", "seed")
+SEED_SIDE_RANGE = (320 / 1024, 640 / 1024)
+"""Seed mode: the sprite's side as a fraction of the image size (320..640 px at 1024)."""
+
+
+@dataclass
+class Placement:
+    """Where a sprite goes: its box in source pixels (top-left ``x, y``, size ``w, h``).
+
+    The box may extend beyond the image. ``flip`` mirrors the sprite (camel facing left).
+    ``distance_m`` is the camel's forward distance (perspective mode), ``None`` in seed mode.
+    """
+
+    x: float
+    y: float
+    w: float
+    h: float
+    flip: bool
+    distance_m: float | None = None
+
+
+@dataclass
+class Composite:
+    """Camels on backgrounds.
+
+    Attributes:
+        fg_bg: ``B x 3 x S x S`` float32 in [0, 1].
+        mask: ``B x 1 x S x S`` float32, exactly 0 or 1: the visible camel pixels.
+        depth: ``B x 1 x S x S`` float32 meters: background depth, camel depth where visible.
+        visible_fraction: ``B`` float32: visible camel pixels / all camel pixels of the box.
+    """
+
+    fg_bg: torch.Tensor
+    mask: torch.Tensor
+    depth: torch.Tensor
+    visible_fraction: torch.Tensor
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown compose mode {mode!r}; choose one of {MODES}")
+
+
+def _check_pairs(backgrounds: Backgrounds, sprites: Sequence, what: str = "sprites") -> None:
+    if len(backgrounds) != len(sprites):
+        raise ValueError(f"{len(backgrounds)} backgrounds but {len(sprites)} {what}: give one per background")
+
+
+_RAY_CACHE: dict[tuple[Camera, str], torch.Tensor] = {}
+
+
+def _ray_lengths(cam: Camera, device) -> torch.Tensor:
+    key = (cam, str(device))
+    rl = _RAY_CACHE.get(key)
+    if rl is None:
+        if len(_RAY_CACHE) > 256:
+            _RAY_CACHE.clear()
+        rl = _RAY_CACHE[key] = cam.ray_lengths(device)[0]
+    return rl
+
+
+def _alpha_points(sprite: CamelSprite, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sprite-relative ``(u, v)`` in [0, 1] of a coarse grid of points inside the camel."""
+    a = F.adaptive_avg_pool2d(sprite.rgba[3:4].float().cpu()[None], n)[0, 0]
+    vv, uu = torch.nonzero(a >= 0.5, as_tuple=True)
+    if vv.numel() == 0:
+        vv, uu = torch.nonzero(a > 0, as_tuple=True)
+    return (uu.float() + 0.5) / n, (vv.float() + 0.5) / n
+
+
+def _seed_placement(S: int, g: torch.Generator) -> Placement:
+    lo, hi = SEED_SIDE_RANGE
+    r = torch.rand(4, generator=g).tolist()
+    side = S * (lo + (hi - lo) * r[0])
+    return Placement(x=(S - side) * r[1], y=(S - side) * r[2], w=side, h=side, flip=r[3] < 0.5, distance_m=None)
+
+
+def _perspective_placement(depth: torch.Tensor, cam: Camera, sprite: CamelSprite, g: torch.Generator,
+                           tries: int = 48, min_visible: float = 0.6) -> Placement:
+    S = cam.size
+    f = cam.focal_px
+    m = sprite.meters_per_side
+    rl = _ray_lengths(cam, torch.device("cpu"))
+    dep = depth.float().cpu()
+    # only the drawn columns are ever looked at: no full-image work per placement
+    # distances at which the sprite is between ~10% and ~55% of the image
+    d_lo = max(3.0, f * m / (0.55 * S))
+    d_hi = max(d_lo * 1.5, min(400.0, f * m / (0.10 * S)))
+    us, vs = _alpha_points(sprite)
+    cp, sp = math.cos(cam.pitch_rad), math.sin(cam.pitch_rad)
+    best, best_vis = None, -1.0
+    for _ in range(4):
+        r = torch.rand(tries, 5, generator=g)
+        D = d_lo * (d_hi / d_lo) ** r[:, 0]
+        col = (0.04 + 0.92 * r[:, 1]) * S
+        c = col.long().clamp(0, S - 1)
+        coldep = dep.index_select(1, c)                     # S x tries
+        colfwd = coldep / rl.index_select(1, c)             # forward distance of each pixel
+        ok = (coldep < FAR_M * 0.999) & ((colfwd / D).log().abs() < 0.05)
+        rows = torch.arange(S).view(S, 1).expand_as(ok)
+        row = torch.where(ok, rows, torch.full_like(rows, -1)).amax(0)   # bottom-most match
+        for t in range(tries):
+            if row[t] < 0:
+                continue
+            rr, cc = int(row[t]), int(c[t])
+            Z = float(colfwd[rr, t])
+            v = rr + 0.5 - S / 2
+            u = float(col[t]) - S / 2
+            # the ground point on this pixel's ray at forward distance Z
+            dz = f * cp - v * sp
+            Y = (-v * cp - f * sp) * Z / dz
+            X = u * Z / dz
+            behind = False
+            if r[t, 2] < 0.3 and rr > 2:
+                above = dep[max(0, rr - 6):rr, cc]
+                if above.numel() and float(above.max()) > dep[rr, cc] * 1.3:
+                    # a crest: stand a little behind it, feet lower than the crest
+                    behind = True
+                    Z = Z + float(r[t, 3]) * (1.0 + 0.15 * Z)
+                    Y = Y - float(r[t, 4]) * 0.5 * m
+            zc = Z * cp - Y * sp
+            side = m * f / zc
+            cu, cv = cam.project(torch.tensor(X), torch.tensor(Y), torch.tensor(Z))
+            x = float(cu) - side / 2
+            y = float(cv) - sprite.foot_v * side
+            flip = bool(torch.rand(1, generator=g).item() < 0.5)
+            # estimated visibility on a coarse grid of camel points
+            pu = x + (1 - us if flip else us) * side
+            pv = y + vs * side
+            inside = (pu >= 0) & (pu < S) & (pv >= 0) & (pv < S)
+            pi = pv.long().clamp(0, S - 1)
+            pj = pu.long().clamp(0, S - 1)
+            vis = inside & (dep[pi, pj] > Z * rl[pi, pj])
+            frac = float(vis.float().mean()) if vis.numel() else 0.0
+            need = 0.4 if behind else min_visible
+            cand = Placement(x=x, y=y, w=side, h=side, flip=flip, distance_m=Z)
+            if frac >= need:
+                return cand
+            if frac > best_vis:
+                best, best_vis = cand, frac
+    if best is None:
+        # no ground found at any drawn distance: stand on the bottom row, centred
+        Z = float(dep[S - 1, S // 2] / rl[S - 1, S // 2])
+        side = m * f / max(Z * cp, 1e-3)
+        best = Placement(x=S / 2 - side / 2, y=S - sprite.foot_v * side, w=side, h=side, flip=False, distance_m=Z)
+    return best
+
+
+def sample_placements(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], *, mode: str = "perspective",
+                      generator: torch.Generator) -> list[Placement]:
+    """One placement for each ``(backgrounds[i], sprites[i])`` pair.
+
+    Args:
+        backgrounds: the backgrounds (their depth and cameras are used in perspective mode).
+        sprites: one sprite per background.
+        mode: ``"perspective"`` or ``"seed"`` (see the module docstring).
+        generator: a CPU ``torch.Generator``; the same state gives the same placements.
+    """
+    _check_mode(mode)
+    _check_pairs(backgrounds, sprites)
+    S = backgrounds.rgb.shape[-1]
+    if mode == "seed":
+        return [_seed_placement(S, generator) for _ in sprites]
+    return [_perspective_placement(backgrounds.depth[i, 0], backgrounds.cameras[i], sprites[i], generator)
+            for i in range(len(sprites))]
+
+
+_SPRITE_CACHE: dict[int, tuple] = {}
+_SPRITE_CACHE_BYTES = 256 << 20
+
+
+def _premultiplied_u8(rgba: torch.Tensor) -> torch.Tensor:
+    """``4 x h x w`` float straight RGBA -> ``1 x 4 x h x w`` uint8 premultiplied, channels-last.
+
+    Channels-last uint8 is what PyTorch's fast (vectorised) antialiased resampler takes.
+    Cached per sprite tensor (by identity and in-place version) while the tensor lives.
+    """
+    key = id(rgba)
+    hit = _SPRITE_CACHE.get(key)
+    if hit is not None and hit[0]() is rgba and hit[1] == rgba._version:
+        return hit[2]
+    x = rgba.float().permute(1, 2, 0)                  # h x w x 4 view
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+    torch.mul(x[..., :3], x[..., 3:4], out=out[..., :3])
+    out[..., 3] = x[..., 3]
+    u8 = out.mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(2, 0, 1)[None]
+    used = sum(v[2].numel() for v in _SPRITE_CACHE.values())
+    if used + u8.numel() > _SPRITE_CACHE_BYTES:
+        _SPRITE_CACHE.clear()
+    try:
+        ref = weakref.ref(rgba, lambda _r, k=key: _SPRITE_CACHE.pop(k, None))
+        _SPRITE_CACHE[key] = (ref, rgba._version, u8)
+    except TypeError:  # pragma: no cover - tensors are weak-referenceable
+        pass
+    return u8
+
+
+def _resample_sprite(sprite: CamelSprite, W: int, H: int, flip: bool, device) -> torch.Tensor:
+    """The sprite resampled into a ``W x H`` box: ``4 x H x W`` float32 premultiplied RGBA in [0, 1].
+
+    Antialiased bilinear (triangle filter widened by the scale when shrinking). On CPU the
+    filter runs on uint8 (PyTorch's vectorised path, ~10x faster than float, within 1/255
+    of it); elsewhere in float32.
+    """
+    src = sprite.rgba
+    if torch.device(device).type == "cpu":
+        u8 = _premultiplied_u8(src.cpu())
+        res = F.interpolate(u8, size=(H, W), mode="bilinear", antialias=True, align_corners=False)[0]
+        res = torch.empty(res.shape, dtype=torch.float32, device=res.device).copy_(res).mul_(1 / 255.0)  # planar
+    else:
+        src = src.to(device=device, dtype=torch.float32)
+        pm = torch.cat([src[:3] * src[3:4], src[3:4]])
+        res = F.interpolate(pm[None], size=(H, W), mode="bilinear", antialias=True, align_corners=False)[0]
+        res = res.clamp_(0, 1)
+    return res.flip(-1) if flip else res
+
+
+def _contact_shadow(on: torch.Tensor, rows: torch.Tensor, ground: torch.Tensor, distance: float,
+                    strength: float) -> torch.Tensor | None:
+    """The darkening under the feet (a soft, flat ellipse of ambient occlusion) in one box.
+
+    ``on``: ``H x W`` bool, resampled sprite alpha >= 0.5 (the whole box), ``rows`` the
+    indices of its non-empty rows; ``ground``: ``H x W`` the
+    background depth there (``inf`` where the box is outside the image). Returns the
+    ``H x W`` factor to multiply the background by (``None``: nothing to darken). Only
+    terrain at about the camel's distance is darkened (not the sky, not a dune far behind).
+    The ellipse is squeezed where needed so that it fades out (to under 1/20000) inside
+    the box: nothing outside the sprite's box changes.
+    """
+    H, W = on.shape
+    if rows.numel() == 0:
+        return None
+    last = int(rows[-1])
+    h = last - int(rows[0]) + 1
+    feet_band = on[max(0, last - max(1, h // 10)):last + 1].any(0)
+    cols = torch.nonzero(feet_band).flatten()
+    cx = (int(cols[0]) + int(cols[-1]) + 1) / 2
+    rx = max(1.0, 0.6 * (int(cols[-1]) - int(cols[0]) + 1))
+    ry = max(0.75, 0.06 * h)
+    cy = last + 0.5
+    # e = 4 (fall = exp(-10)) at the box's edges at the latest
+    rx_l, rx_r = min(rx, max(cx, 0.25) / 2), min(rx, max(W - cx, 0.25) / 2)
+    ry_dn = min(ry, max(H - cy, 0.25) / 2)
+    c0, c1 = max(0, int(cx - 2 * rx_l)), min(W, int(math.ceil(cx + 2 * rx_r)))
+    r0, r1 = max(0, int(cy - 2 * ry)), min(H, int(math.ceil(cy + 2 * ry_dn)))
+    if c1 <= c0 or r1 <= r0:
+        return None
+    yy = torch.arange(r0, r1, device=on.device, dtype=torch.float32).view(-1, 1) + 0.5
+    xx = torch.arange(c0, c1, device=on.device, dtype=torch.float32).view(1, -1) + 0.5
+    dx, dy = xx - cx, yy - cy
+    dx = dx / torch.where(dx < 0, torch.full_like(dx, rx_l), torch.full_like(dx, rx_r))
+    dy = dy / torch.where(dy > 0, torch.full_like(dy, ry_dn), torch.full_like(dy, ry))
+    fall = torch.exp(-2.5 * (dx * dx + dy * dy))
+    d = ground[r0:r1, c0:c1]
+    near = ((d > 0.6 * distance) & (d < 2.5 * distance)).to(fall.dtype)
+    factor = torch.ones(H, W, device=on.device)
+    factor[r0:r1, c0:c1] = 1 - strength * fall * near
+    return factor
+
+
+def _paste_one(rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, bg_depth: torch.Tensor,
+               sprite: CamelSprite, pl: Placement, cam: Camera | None, mode: str, shadow: float,
+               index: int) -> float:
+    """Paste one sprite into one image's output tensors in place; returns its visible fraction.
+
+    ``rgb`` ``3 x S x S``, ``depth`` and ``mask`` ``1 x S x S`` are the outputs (already
+    holding the background), ``bg_depth`` the background's depth. Only the sprite's box
+    is read or written.
+    """
+    S = rgb.shape[-1]
+    device = rgb.device
+    W = max(1, int(round(pl.w)))
+    H = max(1, int(round(pl.h)))
+    x0 = int(math.floor(pl.x + 0.5))
+    y0 = int(math.floor(pl.y + 0.5))
+    if mode == "perspective" and pl.distance_m is None:
+        raise ValueError(f"placement {index} has no distance_m; perspective mode needs one")
+    ix0, iy0 = max(0, x0), max(0, y0)
+    ix1, iy1 = min(S, x0 + W), min(S, y0 + H)
+    if ix1 <= ix0 or iy1 <= iy0:
+        return 0.0
+    res = _resample_sprite(sprite, W, H, pl.flip, device)          # 4 x H x W premultiplied
+    on_full = res[3] >= 0.5
+    rows = torch.nonzero(res[3].amax(1) >= 0.5).flatten()   # the camel's rows in the box
+    if rows.numel() == 0:
+        return 0.0
+    total = int(on_full.sum())
+    ys, xs = slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0)
+    part = res[:, ys, xs]
+    a = part[3:4]
+    bgd = bg_depth[:, iy0:iy1, ix0:ix1]
+    if mode == "perspective":
+        rl = _ray_lengths(cam, device)[iy0:iy1, ix0:ix1]
+        cam_depth = (pl.distance_m * rl)[None]
+        vis = cam_depth < bgd
+    else:
+        foot_row = min(S - 1, max(0, y0 + int(rows[-1])))
+        foot_col = min(S - 1, max(0, x0 + W // 2))
+        cam_depth = bg_depth[:, foot_row, foot_col].view(1, 1, 1).expand_as(bgd)
+        vis = None
+    region = rgb[:, iy0:iy1, ix0:ix1]
+    if mode == "perspective" and shadow > 0:
+        ground = torch.full((H, W), math.inf, device=device)
+        ground[ys, xs] = bgd[0]
+        factor = _contact_shadow(on_full, rows, ground, float(pl.distance_m), shadow)
+        if factor is not None:
+            region.mul_(factor[ys, xs])
+    m = on_full[ys, xs][None]
+    if vis is None:
+        region.mul_(1 - a).add_(part[:3])
+    else:
+        m = m & vis
+        visf = vis.to(a.dtype)
+        region.mul_(1 - a * visf).add_(part[:3] * visf)
+    region.clamp_(0, 1)
+    depth[:, iy0:iy1, ix0:ix1] = torch.where(m, cam_depth, bgd)
+    mask[:, iy0:iy1, ix0:ix1] = m.to(mask.dtype)
+    return float(m.sum()) / total
+
+
+def compose(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], placements: Sequence[Placement], *,
+            mode: str = "perspective", shadow: float = 0.35, out: Composite | None = None) -> Composite:
+    """Paste ``sprites[i]`` on ``backgrounds[i]`` at ``placements[i]``.
+
+    Each sprite is resampled into its box with an anti-aliased bilinear filter (alpha
+    premultiplied, so edges do not darken) and alpha-blended over the background. In
+    perspective mode terrain nearer than the camel hides it; in seed mode nothing does
+    and the camel's depth is the background depth at its feet (see the module doc).
+    In perspective mode ``shadow`` (0 = off) darkens the ground under the feet (a soft
+    contact shadow); it changes ``fg_bg`` only, never the mask or the depth.
+
+    Only each sprite's box (``placements[i]`` rounded, clipped to the image) is read and
+    written; outside it every output equals the background exactly. The backgrounds are
+    copied once into the outputs; the work per camel is proportional to its box.
+
+    Args:
+        out: optional :class:`Composite` whose ``fg_bg``, ``mask`` and ``depth`` (float32,
+            the shapes above, on the backgrounds' device) are overwritten and returned,
+            e.g. one kept by a writer that composes one sample at a time: this saves
+            allocating (and page-faulting) ~20 MB per 1024 px sample.
+
+    Returns:
+        :class:`Composite` (``fg_bg``, binary ``mask``, ``depth`` in meters, ``visible_fraction``).
+    """
+    _check_mode(mode)
+    _check_pairs(backgrounds, sprites)
+    _check_pairs(backgrounds, placements, "placements")
+    B, _, S, _ = backgrounds.rgb.shape
+    device = backgrounds.rgb.device
+    if out is None:
+        rgb = backgrounds.rgb.clone()
+        depth = backgrounds.depth.clone()
+        mask = torch.zeros(B, 1, S, S, device=device, dtype=rgb.dtype)
+    else:
+        rgb, depth, mask = out.fg_bg, out.mask, out.depth
+        for name, t, c in (("fg_bg", rgb, 3), ("mask", mask, 1), ("depth", depth, 1)):
+            if t.shape != (B, c, S, S) or t.dtype != torch.float32 or t.device != device:
+                raise ValueError(f"out.{name} must be float32 {(B, c, S, S)} on {device}, "
+                                 f"got {t.dtype} {tuple(t.shape)} on {t.device}")
+        rgb.copy_(backgrounds.rgb)
+        depth.copy_(backgrounds.depth)
+        mask.zero_()
+    vis_frac = [0.0] * B
+    for i, (sp, pl) in enumerate(zip(sprites, placements)):
+        cam = backgrounds.cameras[i] if mode == "perspective" else None
+        vis_frac[i] = _paste_one(rgb[i], depth[i], mask[i], backgrounds.depth[i], sp, pl, cam, mode, shadow, i)
+    return Composite(fg_bg=rgb, mask=mask, depth=depth,
+                     visible_fraction=torch.tensor(vis_frac, dtype=torch.float32, device=device))

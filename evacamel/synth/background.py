@@ -1,0 +1,343 @@
+"""Render seeded desert backgrounds with exact depth by batched heightfield ray casting.
+
+How a picture is made (all steps are batched tensor operations, CPU or GPU):
+
+1. Each seed draws a camera (height, pitch, field of view), a terrain
+   (:mod:`evacamel.synth.terrain`), a sky and sun (:mod:`evacamel.synth.sky`) and a
+   sand colour.
+2. **Ray casting.** The camera has no roll, so every pixel's ray is described by its
+   azimuth ``phi`` and its vertical slope ``sigma`` (rise per horizontal meter). The
+   terrain is sampled along ``n_az`` vertical half-planes (azimuths spanning the image)
+   at ``K`` log-spaced horizontal distances ``t_k`` (0.4 m .. 6 km): one height profile per
+   azimuth. A ray of slope ``sigma`` first hits the terrain at the first sample whose
+   elevation slope ``(h_k - h_cam) / t_k`` reaches ``sigma``; the running maximum of those
+   slopes is sorted, so one ``searchsorted`` finds the hit of every pixel at once, and
+   the exact crossing inside the segment follows by linear interpolation. The depth is
+   the distance along the ray to that point (the sky and anything beyond
+   :data:`~evacamel.data.depth_units.FAR_M` get ``FAR_M``).
+3. **Shading.** Normals come from the profile gradients plus analytic sand ripples near
+   the camera; sun light (Lambert) times a cast-shadow map (a sun-aligned height grid
+   whose reverse running maximum tells which points see the sun), sky light, sand
+   albedo varying with noise and height, then distance haze (aerial perspective), a
+   filmic tone curve, vignetting and sensor grain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evacamel.data.depth_units import FAR_M
+from evacamel.synth.camera import Camera
+from evacamel.synth.noise import fbm, value_noise
+from evacamel.synth.sky import SkyParams, sample_sky_params, sky_color, srgb_to_linear
+from evacamel.synth.terrain import TerrainParams, _scene_rng, sample_terrain_params, terrain_height
+
+__all__ = ["Backgrounds", "render_backgrounds", "sample_camera", "SAND_PALETTES"]
+
+T_NEAR_M = 0.4
+T_FAR_M = 6000.0
+
+# sRGB albedos of sands seen in photographs: pale gypsum/quartz to red iron-rich dunes
+SAND_PALETTES: dict[str, tuple[float, float, float]] = {
+    "white": (0.93, 0.90, 0.84),
+    "pale": (0.90, 0.80, 0.64),
+    "beige": (0.84, 0.72, 0.55),
+    "golden": (0.88, 0.68, 0.42),
+    "ochre": (0.85, 0.58, 0.33),
+    "orange": (0.86, 0.50, 0.27),
+    "red": (0.74, 0.38, 0.22),
+    "grey": (0.70, 0.65, 0.58),
+}
+
+
+@dataclass
+class Backgrounds:
+    """A batch of rendered backgrounds.
+
+    Attributes:
+        rgb: ``B x 3 x S x S`` float32 in [0, 1].
+        depth: ``B x 1 x S x S`` float32 meters along each pixel's ray; sky and beyond
+            ``FAR_M`` are ``FAR_M``.
+        cameras: the camera of each image.
+        seeds: the seed of each image.
+    """
+
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    cameras: list[Camera]
+    seeds: list[int]
+
+    def __len__(self) -> int:
+        return self.rgb.shape[0]
+
+    def __getitem__(self, idx) -> "Backgrounds":
+        """A sub-batch: ``bgs[i]`` (kept as a batch of one) or ``bgs[a:b]`` or a list of indices."""
+        if isinstance(idx, int):
+            idx = [idx]
+        if isinstance(idx, slice):
+            idx = list(range(len(self)))[idx]
+        idx = list(idx)
+        return Backgrounds(self.rgb[idx], self.depth[idx], [self.cameras[i] for i in idx],
+                           [self.seeds[i] for i in idx])
+
+
+def sample_camera(seed: int, size: int) -> Camera:
+    """The camera of scene ``seed`` at ``size`` pixels (the same scene at any size)."""
+    r = _scene_rng(seed, 0)
+    height = float(np.exp(r.uniform(np.log(1.6), np.log(8.0))))
+    pitch = math.radians(r.uniform(0.5, 7.5))
+    hfov = math.radians(r.uniform(48, 72))
+    return Camera(height_m=height, pitch_rad=pitch, focal_px=size / 2 / math.tan(hfov / 2), size=size)
+
+
+def _sand_colors(seeds: Sequence[int], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-scene main sand albedo, trough albedo (``B x 3 x 1``, linear) and texture strength (``B x 1 x 1``)."""
+    names = list(SAND_PALETTES)
+    main, trough, tex = [], [], []
+    for s in seeds:
+        r = _scene_rng(s, 4)
+        w = np.array([0.5, 1, 1.2, 1.5, 1.2, 1, 0.8, 0.5])
+        a, b = r.choice(len(names), 2, replace=False, p=w / w.sum())
+        m = r.uniform(0, 1)
+        c = (1 - m) * np.array(SAND_PALETTES[names[a]]) + m * np.array(SAND_PALETTES[names[b]])
+        c = np.clip(c * r.uniform(0.9, 1.05) + r.normal(0, 0.015, 3), 0.05, 1)
+        t = np.clip(c * np.array([r.uniform(0.8, 1.0), r.uniform(0.72, 0.95), r.uniform(0.65, 0.95)]), 0.03, 1)
+        main.append(srgb_to_linear(c))
+        trough.append(srgb_to_linear(t))
+        tex.append(r.uniform(0.5, 1.0))
+    as_t = lambda v: torch.tensor(np.asarray(v), dtype=torch.float32, device=device)  # noqa: E731
+    return as_t(main).view(-1, 3, 1), as_t(trough).view(-1, 3, 1), as_t(tex).view(-1, 1, 1)
+
+
+def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x``: ``B x C x N``, ``idx``: ``B x P`` -> ``B x C x P``."""
+    return torch.gather(x, 2, idx[:, None, :].expand(-1, x.shape[1], -1))
+
+
+def _shadow_map(tp: TerrainParams, sky: SkyParams, n: int, half: float, center_z: float, device):
+    """Sun visibility on a sun-aligned grid: ``B x 1 x n x n`` in [0, 1], plus the grid frame."""
+    B = tp.wavelength.shape[0]
+    sd = sky.sun_dir[:, :, 0]
+    horiz = torch.sqrt(sd[:, 0] ** 2 + sd[:, 2] ** 2).clamp_min(1e-6)
+    ax, az = (sd[:, 0] / horiz).view(B, 1, 1), (sd[:, 2] / horiz).view(B, 1, 1)  # towards the sun
+    tan_e = (sd[:, 1] / horiz).view(B, 1, 1)
+    coords = torch.linspace(-half, half, n, device=device)
+    beta, alpha = torch.meshgrid(coords, coords, indexing="ij")  # rows: across, cols: towards the sun
+    alpha, beta = alpha[None], beta[None]
+    x = alpha * ax + beta * az
+    z = center_z + alpha * az - beta * ax
+    h = terrain_height(tp, x.reshape(B, -1), z.reshape(B, -1)).view(B, n, n)
+    g = h - alpha * tan_e
+    rev = torch.flip(torch.cummax(torch.flip(g, [2]), 2).values, [2])
+    ahead = torch.cat([rev[:, :, 1:], torch.full_like(rev[:, :, :1], -1e9)], 2)
+    cell = 2 * half / (n - 1)
+    occ = ahead - g - 0.15 * cell * tan_e
+    pen = 0.3 + cell * tan_e
+    lit = 1 - (occ / pen).clamp(0, 1)
+    frame = (ax, az, center_z, half)
+    return lit[:, None], frame
+
+
+def _sample_shadow(lit: torch.Tensor, frame, hx: torch.Tensor, hz: torch.Tensor) -> torch.Tensor:
+    ax, az, cz, half = frame
+    ax, az = ax[:, :, 0], az[:, :, 0]
+    rx, rz = hx, hz - cz
+    alpha = rx * ax + rz * az
+    beta = rx * az - rz * ax
+    grid = torch.stack([alpha / half, beta / half], -1)[:, None]  # B x 1 x P x 2
+    s = F.grid_sample(lit - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return s[:, 0, 0] + 1
+
+
+def _unit(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``B x 3 x P`` -> (unit vectors, norms ``B x P``); written out (faster than ``norm`` on CPU)."""
+    n = torch.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2])
+    return d / n[:, None], n
+
+
+def _terrain_features(tp: TerrainParams, px: torch.Tensor, pz: torch.Tensor) -> torch.Tensor:
+    """Per-point sand features for shading: ``B x 2 x P`` (albedo patches, ripple warp)."""
+    wx = px + tp.offset_x
+    wz = pz + tp.offset_z
+    patch = fbm(tp.table_b, wx / 23.0 + 7.0, wz / 23.0, octaves=3)
+    ra = wx * tp.wind_cos + wz * tp.wind_sin
+    rb = wz * tp.wind_cos - wx * tp.wind_sin
+    warp = value_noise(tp.table_b, rb / 1.7, ra / 3.1) * 0.6 + value_noise(tp.table_a, ra / 0.7, rb / 0.9) * 0.08
+    rip = 0.5 + 0.5 * value_noise(tp.table_a, wx / 9.0 + 3.0, wz / 9.0)
+    return torch.stack([patch, warp, rip], 1)
+
+
+def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
+    B, S = len(seeds), size
+    P = S * S
+    cams = [sample_camera(s, S) for s in seeds]
+    tp = sample_terrain_params(seeds, device)
+    sky = sample_sky_params(seeds, device)
+
+    d = torch.stack([c.ray_directions(device) for c in cams]).view(B, 3, P)
+    dn, dnorm = _unit(d)
+    hl = torch.sqrt(d[:, 0] ** 2 + d[:, 2] ** 2)
+    sigma = d[:, 1] / hl                       # B x P: rise per horizontal meter
+    phi = torch.atan2(d[:, 0], d[:, 2])         # B x P: azimuth, 0 = forward
+    ray_per_h = dnorm / hl                      # ray length per horizontal meter
+
+    # camera stands on the terrain
+    zero = torch.zeros(B, 1, device=device)
+    cam_y = terrain_height(tp, zero, zero) + torch.tensor([c.height_m for c in cams], device=device).view(B, 1)
+
+    # --- terrain profiles: evaluated on n_c azimuths x K distances, interpolated to n_az azimuths
+    n_az = int(1.5 * S) + 2
+    n_c = max(48, S // 2) + 2
+    K = int(min(1024, max(224, 0.75 * S)))
+    pmin = phi.amin(1, keepdim=True) - 1e-4
+    pmax = phi.amax(1, keepdim=True) + 1e-4
+    dphi = (pmax - pmin) / (n_az - 1)                                       # B x 1
+    az_c = pmin + (pmax - pmin) * torch.linspace(0, 1, n_c, device=device)   # B x n_c
+    t = T_NEAR_M * (T_FAR_M / T_NEAR_M) ** torch.linspace(0, 1, K, device=device)  # K
+    px = (torch.sin(az_c)[:, :, None] * t).reshape(B, -1)
+    pz = (torch.cos(az_c)[:, :, None] * t).reshape(B, -1)
+    Hc = (terrain_height(tp, px, pz) - cam_y).view(B, n_c, K)               # relative to camera
+    feats_c = _terrain_features(tp, px, pz).view(B, -1, n_c, K)
+    # gradients on the coarse grid (along distance, across azimuth)
+    dt = torch.empty_like(Hc)
+    dt[:, :, 1:-1] = (Hc[:, :, 2:] - Hc[:, :, :-2]) / (t[2:] - t[:-2])
+    dt[:, :, 0] = dt[:, :, 1]
+    dt[:, :, -1] = dt[:, :, -2]
+    dphi_c = (pmax - pmin) / (n_c - 1)
+    dp = torch.empty_like(Hc)
+    dp[:, 1:-1] = (Hc[:, 2:] - Hc[:, :-2]) / (2 * dphi_c[:, :, None] * t)
+    dp[:, 0] = dp[:, 1]
+    dp[:, -1] = dp[:, -2]
+    rel = Hc - F.avg_pool1d(Hc.reshape(B * n_c, 1, K), 15, 1, 7, count_include_pad=False).view(B, n_c, K)
+    allc = torch.cat([Hc[:, None], dt[:, None], dp[:, None], rel[:, None], feats_c], 1)  # B x C x n_c x K
+    C = allc.shape[1]
+    allf = F.interpolate(allc, size=(n_az, K), mode="bilinear", align_corners=True)  # B x C x n_az x K
+    H = allf[:, 0]
+    slope = H / t
+    run = torch.cummax(slope, dim=2).values
+
+    # --- one searchsorted finds every pixel's first hit
+    j = ((phi - pmin) / dphi).round().long().clamp(0, n_az - 1)                # B x P
+    big = 4096.0
+    offs = torch.arange(n_az, device=device, dtype=torch.float64)[None, :, None] * big
+    seq = (run.double().clamp(-1000, 1000) + offs).view(B, -1)
+    k = torch.searchsorted(seq, sigma.double() + j.double() * big) - j * K        # B x P in [0, K]
+    is_sky = k >= K
+    k1 = k.clamp(1, K - 1)
+    k0 = k1 - 1
+    flat = allf.view(B, C, -1)
+    f0 = _gather_rows(flat, j * K + k0)
+    f1 = _gather_rows(flat, j * K + k1)
+    t0, t1 = t[k0], t[k1]
+    g0 = f0[:, 0] - sigma * t0
+    g1 = f1[:, 0] - sigma * t1
+    w = (g0 / (g0 - g1).clamp_max(-1e-9)).clamp(0, 1)  # g0 < 0 <= g1
+    w = torch.where(k == 0, torch.zeros_like(w), w)
+    th = t0 + w * (t1 - t0)                                                    # horizontal hit distance
+    dist = th * ray_per_h
+    depth = torch.where(is_sky, torch.full_like(dist, FAR_M), dist.clamp_max(FAR_M))
+    fe = f0 + (f1 - f0) * w[:, None]
+    gt, gp, relh, patch, rwarp, ripmod = fe[:, 1], fe[:, 2], fe[:, 3], fe[:, 4], fe[:, 5], fe[:, 6]
+
+    # --- normal: profile gradients plus sand ripples (faded where a pixel spans several)
+    sp, cp = torch.sin(phi), torch.cos(phi)
+    hgx = gt * sp + gp * cp
+    hgz = gt * cp - gp * sp
+    hx = th * sp
+    hz = th * cp
+    ra = (hx + tp.offset_x) * tp.wind_cos + (hz + tp.offset_z) * tp.wind_sin
+    lam_r = 0.11
+    rphase = (ra + rwarp) / lam_r
+    rs = rphase - torch.floor(rphase)
+    deriv = torch.where(rs < 0.72, torch.full_like(rs, 1 / 0.72), torch.full_like(rs, -1 / 0.28))
+    fp_ground = dist / cams[0].focal_px / ((-sigma).clamp_min(0) + 0.04)
+    ramp = (1 - fp_ground / (lam_r * 0.6)).clamp(0, 1) * ripmod * (1 - (relh.abs() / 4).clamp(0, 1) * 0.6)
+    r_amp = 0.005 / lam_r * ramp * deriv
+    hgx = hgx + r_amp * tp.wind_cos
+    hgz = hgz + r_amp * tp.wind_sin
+    n, _ = _unit(torch.stack([-hgx, torch.ones_like(hgx), -hgz], 1))
+
+    # --- light: sun (with cast shadows), sky
+    # two shadow maps: a fine one near the camera, a coarse one to 1.2 km
+    n_sh = max(192, min(512, S // 2))
+    lit_far, frame_far = _shadow_map(tp, sky, n_sh, 700.0, 500.0, device)
+    lit_near, frame_near = _shadow_map(tp, sky, n_sh, 110.0, 90.0, device)
+    sh_far = _sample_shadow(lit_far, frame_far, hx, hz)
+    sh_near = _sample_shadow(lit_near, frame_near, hx, hz)
+    blend = ((th - 60.0) / 40.0).clamp(0, 1)
+    shadow = (sh_near + (sh_far - sh_near) * blend)[:, None]
+    ndl = (n * sky.sun_dir).sum(1, keepdim=True).clamp_min(0)
+    main, trough, tex = _sand_colors(seeds, device)
+    tr = (-relh / (0.5 + 0.06 * tp.wavelength)).clamp(0, 1)[:, None]
+    alb = main + (trough - main) * tr * 0.8
+    alb = alb * (1 + 0.10 * tex * patch[:, None])
+    ambient = sky.zenith * 0.40 + sky.horizon * 0.16
+    col = alb * (sky.sun_color * ndl * shadow * 0.42 + ambient * (0.5 + 0.5 * n[:, 1:2]))
+    # aerial perspective
+    fog = 1 - torch.exp(-dist[:, None] / sky.haze_m[:, :, None])
+    horiz_dir = torch.stack([sp, torch.zeros_like(sp), cp], 1)
+    haze_col = sky_color(sky, horiz_dir, clouds=False)
+    col = col + (haze_col - col) * fog
+    # the sky (clouds are smooth: rendered at half resolution)
+    h2 = max(8, S // 2)
+    d2 = F.interpolate(dn.view(B, 3, S, S), size=(h2, h2), mode="bilinear", align_corners=False)
+    d2, _ = _unit(d2.view(B, 3, -1))
+    skyc = sky_color(sky, d2).view(B, 3, h2, h2)
+    skyc = F.interpolate(skyc, size=(S, S), mode="bilinear", align_corners=False).view(B, 3, P)
+    col = torch.where(is_sky[:, None], skyc, col)
+
+    # --- camera: exposure, tone curve, vignetting, grain
+    img = _tone(col)
+    u = (torch.arange(S, device=device, dtype=torch.float32) + 0.5) / S - 0.5
+    r2 = (u[None, :] ** 2 + u[:, None] ** 2).view(1, 1, P)
+    img = img * (1 - 0.3 * r2)
+    img = img.view(B, 3, S, S)
+    grains = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s) * 7 + 3)
+        grains.append(torch.randn(1, S, S, generator=g))
+    img = img + 0.01 * torch.stack(grains).to(device)
+    return Backgrounds(rgb=img.clamp(0, 1).contiguous(), depth=depth.view(B, 1, S, S).contiguous(),
+                       cameras=cams, seeds=[int(s) for s in seeds])
+
+
+def _tone(col: torch.Tensor) -> torch.Tensor:
+    """Linear radiance -> display [0, 1]: a filmic curve (toe and shoulder), then sRGB gamma."""
+    x = (col * 1.25).clamp_min(0)
+    y = (x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14)  # ACES fit (Narkowicz)
+    return y.clamp(0, 1) ** (1 / 2.2)
+
+
+def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,
+                       batch_size: int | None = None) -> Backgrounds:
+    """Render one desert background per seed.
+
+    Args:
+        seeds: one int per image; the same seed at the same size gives the same pixels
+            (on CPU), whatever else is in the batch.
+        size: side of the square images in pixels.
+        device: torch device (default CPU).
+        batch_size: scenes rendered together (default: as many as fit in ~1 M pixels).
+
+    Returns:
+        :class:`Backgrounds` with ``rgb`` ``B x 3 x S x S`` in [0, 1] and ``depth``
+        ``B x 1 x S x S`` meters along each ray (sky = ``FAR_M``).
+    """
+    seeds = [int(s) for s in seeds]
+    if size < 8:
+        raise ValueError(f"background size must be at least 8 pixels, got {size}")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if batch_size is None:
+        batch_size = max(1, (1 << 20) // (size * size))
+    if not seeds:
+        return Backgrounds(torch.zeros(0, 3, size, size, device=device),
+                           torch.zeros(0, 1, size, size, device=device), [], [])
+    parts = [_render_chunk(seeds[i:i + batch_size], size, device) for i in range(0, len(seeds), batch_size)]
+    return Backgrounds(rgb=torch.cat([p.rgb for p in parts]), depth=torch.cat([p.depth for p in parts]),
+                       cameras=[c for p in parts for c in p.cameras], seeds=seeds)

@@ -1,0 +1,161 @@
+"""Compositing: placements, exact masks, depth and occlusion, CLAHE."""
+
+import math
+
+import pytest
+import torch
+
+from evacamel.data.compose import SEED_SIDE_RANGE, Placement, compose, sample_placements
+from evacamel.data.depth_units import FAR_M
+from evacamel.data.enhance import clahe
+from evacamel.synth import Backgrounds, Camera, CamelSprite, render_backgrounds, render_camels
+
+S = 64
+
+
+@pytest.fixture(scope="module")
+def world():
+    bgs = render_backgrounds([1, 2, 3, 4, 5, 6], S)
+    camels = render_camels([10, 11, 12, 13, 14, 15], 48)
+    return bgs, camels
+
+
+def _square_sprite(side: int = 20) -> CamelSprite:
+    rgba = torch.zeros(4, side, side)
+    rgba[0] = 1.0
+    rgba[3, side // 4:, side // 4: 3 * side // 4] = 1.0
+    return CamelSprite(rgba=rgba, meters_per_side=2.0, foot_v=1.0, attributes={}, seed=None)
+
+
+def _flat_bg(depth_rows: torch.Tensor) -> Backgrounds:
+    """A grey background whose depth is given per row (S values)."""
+    cam = Camera(height_m=2.0, pitch_rad=0.0, focal_px=40.0, size=S)
+    depth = depth_rows.view(1, 1, S, 1).expand(1, 1, S, S).clone()
+    return Backgrounds(rgb=torch.full((1, 3, S, S), 0.5), depth=depth, cameras=[cam], seeds=[0])
+
+
+def test_seed_mode_sizes_places_and_flips(world):
+    bgs, camels = world
+    g = torch.Generator().manual_seed(0)
+    flips = []
+    for _ in range(10):
+        for p in sample_placements(bgs, camels, mode="seed", generator=g):
+            assert SEED_SIDE_RANGE[0] * S <= p.w <= SEED_SIDE_RANGE[1] * S and p.w == p.h
+            assert 0 <= p.x <= S - p.w and 0 <= p.y <= S - p.h and p.distance_m is None
+            flips.append(p.flip)
+    assert 0.3 < sum(flips) / len(flips) < 0.7
+    c = compose(bgs, camels, sample_placements(bgs, camels, mode="seed", generator=g), mode="seed")
+    assert torch.all(c.visible_fraction > 0.99)
+
+
+def test_placements_are_reproducible(world):
+    bgs, camels = world
+    a = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(3))
+    b = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(3))
+    assert a == b
+
+
+def test_mask_is_binary_and_exactly_the_visible_camel(world):
+    bgs, camels = world
+    pl = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(1))
+    c = compose(bgs, camels, pl, shadow=0.0)
+    shaded = compose(bgs, camels, pl)
+    assert torch.equal(shaded.mask, c.mask) and torch.equal(shaded.depth, c.depth)
+    assert float((shaded.fg_bg - c.fg_bg).max()) <= 0 < float((c.fg_bg - shaded.fg_bg).max())
+    assert c.fg_bg.shape == (6, 3, S, S) and c.mask.shape == c.depth.shape == (6, 1, S, S)
+    assert set(c.mask.unique().tolist()) <= {0.0, 1.0}
+    assert float(c.fg_bg.min()) >= 0 and float(c.fg_bg.max()) <= 1
+    for i, p in enumerate(pl):
+        m = c.mask[i, 0].bool()
+        assert m.any(), "the camel should be visible"
+        assert 0.3 <= float(c.visible_fraction[i]) <= 1.0
+        cam_depth = p.distance_m * bgs.cameras[i].ray_lengths()[0]
+        # on the mask: the camel's depth, in front of the terrain; elsewhere: the background's
+        assert torch.allclose(c.depth[i, 0][m], cam_depth[m])
+        assert bool((cam_depth[m] < bgs.depth[i, 0][m]).all())
+        assert torch.equal(c.depth[i, 0][~m], bgs.depth[i, 0][~m])
+        # outside the box nothing changed
+        x0, y0 = max(0, math.floor(p.x + 0.5)), max(0, math.floor(p.y + 0.5))
+        outside = torch.ones(S, S, dtype=torch.bool)
+        outside[y0:y0 + round(p.h), x0:x0 + round(p.w)] = False
+        assert torch.equal(c.fg_bg[i][:, outside], bgs.rgb[i][:, outside])
+
+
+def test_farther_camel_is_smaller_and_deeper():
+    bg = _flat_bg(torch.full((S,), FAR_M))
+    cam = bg.cameras[0]
+    sprite = _square_sprite()
+    sizes, depths = [], []
+    for dist in (10.0, 20.0, 40.0):
+        side = sprite.meters_per_side * cam.focal_px / dist
+        pl = Placement(x=S / 2 - side / 2, y=S * 0.6 - side, w=side, h=side, flip=False, distance_m=dist)
+        c = compose(bg, [sprite], [pl])
+        m = c.mask[0, 0].bool()
+        sizes.append(int(m.sum()))
+        depths.append(float(c.depth[0, 0][m].mean()))
+    assert sizes[0] > sizes[1] > sizes[2] > 0
+    assert depths[0] < depths[1] < depths[2]
+    assert depths[1] == pytest.approx(20.0, rel=0.02)
+
+
+def test_perspective_placement_size_follows_distance(world):
+    bgs, camels = world
+    pl = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(2))
+    for i, p in enumerate(pl):
+        cam = bgs.cameras[i]
+        expected = camels[i].meters_per_side * cam.focal_px / p.distance_m
+        assert p.w == pytest.approx(expected, rel=0.15)
+
+
+def test_terrain_nearer_than_the_camel_hides_it():
+    rows = torch.full((S,), FAR_M)
+    rows[40:] = 5.0  # a near dune covers the lower part of the image
+    bg = _flat_bg(rows)
+    sprite = _square_sprite()
+    pl = Placement(x=20, y=20, w=30, h=30, flip=False, distance_m=15.0)
+    c = compose(bg, [sprite], [pl])
+    m = c.mask[0, 0].bool()
+    assert m[:40].any() and not m[40:].any()
+    assert torch.equal(c.fg_bg[0][:, 40:], bg.rgb[0][:, 40:])
+    assert 0.2 < float(c.visible_fraction[0]) < 0.9
+    # nothing hides the camel when it stands in front of the dune
+    pl.distance_m = 4.0
+    c2 = compose(bg, [sprite], [pl])
+    assert float(c2.visible_fraction[0]) == pytest.approx(1.0)
+    assert bool(c2.mask[0, 0, 40:].any())
+
+
+def test_seed_mode_depth_is_the_ground_at_the_feet():
+    rows = torch.linspace(FAR_M, 3.0, S)
+    bg = _flat_bg(rows)
+    sprite = _square_sprite()
+    pl = Placement(x=10, y=10, w=30, h=30, flip=True, distance_m=None)
+    c = compose(bg, [sprite], [pl], mode="seed")
+    m = c.mask[0, 0].bool()
+    feet_row = 10 + 30 - 1
+    assert torch.allclose(c.depth[0, 0][m], rows[feet_row].expand(int(m.sum())))
+    assert float(c.visible_fraction[0]) == 1.0
+
+
+def test_bad_arguments(world):
+    bgs, camels = world
+    with pytest.raises(ValueError, match="mode"):
+        sample_placements(bgs, camels, mode="nope", generator=torch.Generator())
+    with pytest.raises(ValueError, match="backgrounds"):
+        sample_placements(bgs, camels[:2], generator=torch.Generator())
+
+
+def test_clahe_keeps_shape_and_range_and_raises_contrast():
+    g = torch.Generator().manual_seed(0)
+    # a flat, low-contrast, warm image: luminance within 0.45..0.5
+    img = (0.45 + 0.05 * torch.rand(2, 1, 128, 128, generator=g)).expand(2, 3, 128, 128).clone()
+    img[:, 0] *= 1.1
+    out = clahe(img)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    lum_in, lum_out = img.mean(1), out.mean(1)
+    assert float(lum_out.std()) > 2 * float(lum_in.std())
+    assert float((out[:, 0] - out[:, 2]).mean()) > 0.03  # the tint survives
+    assert clahe(img[0]).shape == (3, 128, 128)
+    with pytest.raises(ValueError, match="RGB"):
+        clahe(torch.rand(2, 1, 8, 8))
