@@ -1,0 +1,80 @@
+"""``evacamel make-dataset``: write a dataset folder (procedural world or your own photos).
+
+Examples::
+
+    evacamel make-dataset --profile quick --out data/quick
+    evacamel make-dataset --profile full --out D --zip-parts 10 --workers 8
+    evacamel make-dataset --profile full --out D --shard 0/4    # on machine 0 of 4 ...
+    evacamel make-dataset --profile full --out D --finalize     # ... then merge here
+    evacamel make-dataset --profile quick --out mine --backgrounds photos/ \\
+        --camels cutouts/ --camel-masks cutout_masks/
+
+Interrupted, rerun the same command: it finishes without redoing what is written.
+See :mod:`evacamel.data.store` for the layout and the guarantees.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "write a dataset (bg, fg_bg, mask, depth, dataset_info.csv) from the procedural world or your photos"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None,
+                   help="quick, cpu or full (default: $EVACAMEL_PROFILE, else full on CUDA, else quick)")
+    p.add_argument("--out", default=None, help="dataset folder (default: data/<profile>)")
+    p.add_argument("--seed", type=int, default=None, help="dataset seed (default: the profile's)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="number of composites (default: the profile's)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all usable CPUs)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="write only part I of N (0-based), e.g. 0/4; merge with --finalize")
+    p.add_argument("--finalize", action="store_true",
+                   help="merge the shards written into --out and finish the dataset")
+    p.add_argument("--zip-parts", type=int, default=0, metavar="N",
+                   help="also write N zip parts dataset_0.zip.. and dataset_bg.zip, as the seed shipped")
+    p.add_argument("--clahe", action="store_true", help="equalise background brightness (CLAHE), as the seed")
+    p.add_argument("--mode", choices=("perspective", "seed"), default=None,
+                   help="perspective: camels stand on the terrain (default); seed: the seed's recipe")
+    p.add_argument("--backgrounds", default=None, metavar="DIR",
+                   help="your own background photos (no exact depth: seed mode, depth written later "
+                        "by `evacamel depth`)")
+    p.add_argument("--camels", default=None, metavar="DIR",
+                   help="your own camel cut-outs: RGBA PNGs, or RGB with --camel-masks")
+    p.add_argument("--camel-masks", default=None, metavar="DIR",
+                   help="masks for RGB cut-outs, same file stem (white = camel)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    from evacamel.data.store import read_meta, write_dataset
+    from evacamel.data.sources import FolderSources
+    from evacamel.paths import dataset_dir
+    from evacamel.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    if args.samples is not None:
+        if args.samples < 1:
+            raise ValueError(f"--samples {args.samples}: must be at least 1")
+        profile = profile.replace(samples=args.samples)
+    if args.camel_masks and not args.camels:
+        raise ValueError("--camel-masks needs --camels")
+    source = FolderSources.of(args.backgrounds, args.camels, args.camel_masks)
+    if source == FolderSources():
+        source = "procedural"
+    out = args.out or dataset_dir(profile.name)
+    root = write_dataset(out, profile, seed=args.seed, source=source, shard=args.shard,
+                         workers=args.workers, progress=not args.no_progress,
+                         zip_parts=args.zip_parts, clahe=args.clahe, mode=args.mode,
+                         finalize_only=args.finalize)
+    meta = read_meta(root)
+    c = meta["counts"]
+    if meta.get("complete"):
+        print(f"{root}: complete: {c['samples']} samples ({c['train']} train, {c['test']} test) "
+              f"from {c['backgrounds']} backgrounds and {c['camels']} camels, "
+              f"{meta['source_size']} px, depth {meta['depth']['source']}")
+    else:
+        print(f"{root}: shard {args.shard} written; when every shard is in this folder run "
+              f"the same command with --finalize instead of --shard")
+    return 0
