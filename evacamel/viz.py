@@ -14,7 +14,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["to_numpy_image", "depth_to_rgb", "overlay_mask", "show_grid", "show_rows"]
+__all__ = ["to_numpy_image", "depth_to_rgb", "overlay_mask", "show_grid", "show_rows",
+           "plot_value_vs_depth", "plot_history", "show_predictions", "prediction_browser",
+           "show_samples", "plot_value_histograms", "plot_mask_coverage",
+           "plot_camel_placements"]
 
 
 def to_numpy_image(img: torch.Tensor) -> np.ndarray:
@@ -127,5 +130,258 @@ def plot_unet_blocks(model: torch.nn.Module, input_size: int) -> plt.Figure:
     ax.set_title(f"Parameters per block (total {sum(params):,}); channels and size of each "
                  f"block's output at {input_size} px input")
     ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    return fig
+
+
+def plot_value_vs_depth(maps: dict[str, torch.Tensor], depth_m: torch.Tensor, *,
+                        max_depth: float = 999.0, points: int = 400, size: float = 3.6) -> plt.Figure:
+    """What each encoding says for each true distance: one panel per named map set.
+
+    ``maps``: name -> ``B x 1 x H x W`` values (e.g. the seed's min-max maps, our target);
+    ``depth_m``: ``B x 1 x H x W`` exact meters. Each image is one colour of dots (a seeded
+    sample of ``points`` pixels nearer than ``max_depth``), x = true depth (log scale).
+    A consistent encoding puts all images on one curve.
+    """
+    d = depth_m.detach().float().cpu()
+    g = torch.Generator().manual_seed(0)
+    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps), size * 0.85), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, (name, m) in zip(axes[0], maps.items()):
+        m = m.detach().float().cpu()
+        for i in range(d.shape[0]):
+            idx = torch.nonzero((d[i] < max_depth).flatten()).flatten()
+            if idx.numel() == 0:
+                continue
+            idx = idx[torch.randperm(idx.numel(), generator=g)[:points]]
+            ax.scatter(d[i].flatten()[idx].numpy(), m[i].flatten()[idx].numpy(), s=3, alpha=0.6,
+                       color=colors(i % 10), label=f"image {i}")
+        ax.set_xscale("log")
+        ax.set_xlabel("true depth (m)")
+        ax.set_ylabel("stored value")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+    if d.shape[0] <= 10:
+        axes[0][-1].legend(fontsize=7, markerscale=3, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+# -- training curves and predictions (evacamel.train, evacamel.predict) -----------------
+
+
+def plot_history(history: "Sequence[dict[str, float]] | str", *,
+                 title: str | None = None) -> plt.Figure:
+    """Training curves: total loss, its unweighted components, and the test metrics per epoch.
+
+    ``history``: the per-epoch rows of :class:`evacamel.train.Trainer` (``trainer.history``),
+    or a run folder / ``history.json`` path. Train values are solid, test values dashed.
+    """
+    import json
+    from pathlib import Path
+
+    if isinstance(history, (str, Path)):
+        path = Path(history)
+        path = path / "history.json" if path.is_dir() else path
+        history = json.loads(path.read_text(encoding="utf-8"))["epochs"]
+    rows = list(history)
+    epochs = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    ax = axes[0]
+    ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
+    ax.plot(epochs, [r["test_loss"] for r in rows], "o--", label="test")
+    ax.set_title("total loss (10 BCE + 100 DSSIM + 0.1 L1)", fontsize=10)
+    ax.set_ylabel("loss")
+    ax = axes[1]
+    for i, term in enumerate(("bce", "dssim", "l1")):
+        color = plt.get_cmap("tab10")(i)
+        ax.plot(epochs, [r[f"train_{term}"] for r in rows], "o-", color=color, label=f"{term} train")
+        ax.plot(epochs, [r[f"test_{term}"] for r in rows], "o--", color=color, label=f"{term} test")
+    ax.set_yscale("log")
+    ax.set_title("loss components (unweighted)", fontsize=10)
+    ax = axes[2]
+    for i, name in enumerate(("mask_iou", "mask_dice", "depth_ssim", "depth_delta1")):
+        if name in rows[0]:
+            ax.plot(epochs, [r[name] for r in rows], "o-", color=plt.get_cmap("tab10")(i + 3),
+                    label=name)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("test metrics", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions(samples: dict[str, torch.Tensor], *, suptitle: str | None = None,
+                     size: float = 1.9) -> plt.Figure:
+    """Inputs, targets and predictions, one column per sample.
+
+    ``samples``: :func:`evacamel.predict.predict_samples` output (``fg_bg``, ``mask``,
+    ``mask_prob``, ``depth``, ``depth_pred``, optional ``iou``/``depth_ssim``). Rows: the
+    composite, the true mask and the predicted one as overlays, the true and predicted
+    depth in one colour map (meters, log scale 1..1000 m, near = bright).
+    """
+    from evacamel.data.depth_units import FAR_M, NEAR_M, target_to_meters
+
+    n = samples["fg_bg"].shape[0]
+
+    def depth_rgb(t: torch.Tensor) -> torch.Tensor:
+        return depth_to_rgb(target_to_meters(t), vmin=NEAR_M, vmax=FAR_M)
+
+    rows = {
+        "fg_bg": [samples["fg_bg"][i] for i in range(n)],
+        "true mask": [overlay_mask(samples["fg_bg"][i], samples["mask"][i], color=(0.1, 0.9, 0.2))
+                      for i in range(n)],
+        "predicted mask": [overlay_mask(samples["fg_bg"][i], (samples["mask_prob"][i] > 0.5).float())
+                           for i in range(n)],
+        "true depth": [depth_rgb(samples["depth"][i]) for i in range(n)],
+        "predicted depth": [depth_rgb(samples["depth_pred"][i]) for i in range(n)],
+    }
+    fig = show_rows(rows, size=size, suptitle=suptitle)
+    if "iou" in samples:
+        for i, ax in enumerate(fig.axes[:n]):
+            label = f"IoU {float(samples['iou'][i]):.2f}"
+            if "depth_ssim" in samples:
+                label += f"\nSSIM {float(samples['depth_ssim'][i]):.2f}"
+            ax.set_title(label, fontsize=8)
+        fig.tight_layout()
+    return fig
+
+
+def prediction_browser(get_samples: "object", count: int, *, description: str = "sample"
+                       ) -> "object":
+    """An ipywidgets slider over ``count`` samples; each move draws :func:`show_predictions`.
+
+    ``get_samples(i)`` returns the :func:`evacamel.predict.predict_samples` dict of sample
+    ``i`` (e.g. ``lambda i: predict_samples(model, test_set, [i])``). Needs a live kernel;
+    pair it with a static figure for the book.
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    slider = widgets.IntSlider(value=0, min=0, max=max(0, count - 1), description=description,
+                               continuous_update=False)
+    out = widgets.Output()
+
+    def draw(change: object = None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = show_predictions(get_samples(slider.value), size=2.2,
+                                   suptitle=f"{description} {slider.value}")
+            display(fig)
+            plt.close(fig)
+
+    slider.observe(draw, names="value")
+    draw()
+    return widgets.VBox([slider, out])
+
+
+def show_samples(samples: Sequence[dict], *, suptitle: str | None = None,
+                 size: float = 2.2) -> plt.Figure:
+    """Dataset samples as columns; rows ``bg``, ``fg_bg``, mask over ``fg_bg``, ``depth``.
+
+    Each sample is a dict as :func:`evacamel.data.store.load_sample` returns: ``bg`` and
+    ``fg_bg`` ``3 x H x W`` (uint8 or float in [0, 1]), ``mask`` ``1 x H x W`` in [0, 1],
+    ``depth`` meters ``1 x h x w`` or ``None`` (the depth row is left out if any is
+    missing). Depth colours share one log range, 1 m (bright) to 1000 m (dark).
+    """
+    def as_float(x: torch.Tensor) -> torch.Tensor:
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+    rows = {"bg": [as_float(s["bg"]) for s in samples],
+            "fg_bg": [as_float(s["fg_bg"]) for s in samples],
+            "mask": [overlay_mask(as_float(s["fg_bg"]), s["mask"]) for s in samples]}
+    if samples and all(s.get("depth") is not None for s in samples):
+        rows["depth"] = [depth_to_rgb(s["depth"], vmin=1.0, vmax=1000.0) for s in samples]
+    return show_rows(rows, size=size, suptitle=suptitle)
+
+
+# -- dataset statistics (notebook 03) -------------------------------------------------------
+
+def plot_value_histograms(hist: "object", *, title: str | None = None) -> plt.Figure:
+    """Pixel-value and depth histograms from :func:`evacamel.data.stats.compute_histograms`.
+
+    Panels: bg and fg_bg values per channel (0..255), mask values (log counts: almost all
+    0, a few 255, fractional edges between), and depth in meters (log axis, from the
+    [0, 1] target of the batches).
+    """
+    import matplotlib.ticker as mpl_ticker
+
+    from evacamel.data.depth_units import target_to_meters
+
+    counts = hist.counts  # type: ignore[attr-defined]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    x = np.arange(256)
+    for kind, style in (("bg", "--"), ("fg_bg", "-")):
+        for c, color in enumerate(("tab:red", "tab:green", "tab:blue")):
+            h = counts[kind][c]
+            axes[0].plot(x, h / h.sum(), style, color=color, lw=1,
+                         label=f"{kind} {'RGB'[c]}")
+    axes[0].set(title="image values (bg dashed, fg_bg solid)", xlabel="value (0..255)",
+                ylabel="share of pixels")
+    axes[0].legend(fontsize=7, ncol=2)
+    m = counts["mask"][0]
+    axes[1].bar(x[m > 0], m[m > 0], width=2.0, color="tab:purple", log=True)
+    axes[1].set(title="mask values", xlabel="value (0 = background, 255 = camel)",
+                ylabel="pixels (log)")
+    d = counts["depth"][0].reshape(256, 256).sum(1).astype(np.float64)  # 256 target bins
+    sky = d[0] / max(d.sum(), 1)  # the lowest bin holds the sky (1000 m)
+    centers = target_to_meters(torch.tensor((np.arange(256) + 0.5) / 256)).numpy()
+    widths = np.abs(np.diff(target_to_meters(torch.tensor(np.arange(257) / 256)).numpy()))
+    axes[2].bar(centers[1:], d[1:] / max(d.sum(), 1), width=widths[1:], color="tab:brown")
+    axes[2].set(xscale="log", title=f"depth of the ground (sky: {100 * sky:.0f}% of pixels)",
+                xlabel="meters (log)", ylabel="share of pixels")
+    axes[2].xaxis.set_major_formatter(mpl_ticker.ScalarFormatter())
+    fig.suptitle(title or f"value distributions ({hist.samples} samples)")  # type: ignore[attr-defined]
+    fig.tight_layout()
+    return fig
+
+
+def plot_mask_coverage(coverage: np.ndarray, *, title: str | None = None) -> plt.Figure:
+    """Per-sample camel share of the mask, with the accuracy of answering "background"."""
+    cov = np.asarray(coverage, dtype=np.float64) * 100
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.hist(cov, bins=40, color="tab:orange", edgecolor="white")
+    mean = float(cov.mean()) if cov.size else 0.0
+    ax.axvline(mean, color="black", ls="--", label=f"mean {mean:.1f}% camel")
+    ax.set(xlabel="camel pixels in the mask (%)", ylabel="samples",
+           title=title or f'"all background" pixel accuracy: {100 - mean:.1f}%')
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_camel_placements(rows: Sequence[dict], source_size: int, *,
+                          title: str | None = None) -> plt.Figure:
+    """Camel size (box side / image side), distance and visible share, per split, from
+    ``dataset_info.csv`` rows (:func:`evacamel.data.store.read_index`)."""
+    import matplotlib.ticker as mpl_ticker
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    splits = sorted({str(r.get("split", "all")) for r in rows})
+    for sp in splits:
+        mine = [r for r in rows if str(r.get("split", "all")) == sp]
+        size = [float(r["w"]) / source_size for r in mine]
+        dist = [float(r["distance_m"]) for r in mine if r.get("distance_m") not in (None, "")]
+        vis = [float(r["visible_fraction"]) for r in mine if r.get("visible_fraction") not in (None, "")]
+        axes[0].hist(size, bins=30, alpha=0.6, label=sp)
+        if dist:
+            axes[1].hist(dist, bins=np.geomspace(max(min(dist), 0.5), max(dist) + 1, 30),
+                         alpha=0.6, label=sp)
+        axes[2].hist(vis, bins=30, range=(0, 1), alpha=0.6, label=sp)
+    axes[0].set(title="camel size", xlabel="sprite side / image side", ylabel="samples")
+    axes[1].set(title="camel distance", xlabel="meters (log)", xscale="log")
+    axes[1].xaxis.set_major_locator(mpl_ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes[1].xaxis.set_major_formatter(mpl_ticker.ScalarFormatter())
+    axes[1].xaxis.set_minor_formatter(mpl_ticker.NullFormatter())
+    axes[2].set(title="visible share of the camel", xlabel="visible fraction")
+    for ax in axes:
+        ax.legend()
+    fig.suptitle(title or f"camel placements ({len(rows)} samples)")
     fig.tight_layout()
     return fig

@@ -1,0 +1,285 @@
+"""Rewrite a dataset's depth maps with an estimator: resumable, atomic, recorded in meta.json.
+
+:func:`rewrite_depth` (the ``evacamel depth`` command) runs an estimator over every
+composite (``fg_bg/`` -> ``depth/``) and every background (``bg/`` -> ``bg_depth/``, if
+the dataset has that folder), and writes 16-bit PNGs at the chosen size with the meaning
+given by :mod:`evacamel.depth.storage`.
+
+Files it keeps in the dataset folder:
+
+* ``exact_depth/``: before the first map is overwritten, the exact maps are kept here
+  (hard links where the file system allows, so no extra space), mirroring
+  ``depth/`` and ``bg_depth/``. :class:`~evacamel.depth.estimators.ExactDepth` reads them,
+  so ``--estimator exact`` restores the exact maps and evaluation can still score an
+  estimator against the truth.
+* ``depth_job.json`` and ``depth_job.done`` while a job runs: what is being made (the
+  estimator, size, normalisation, calibration) and, one line per map, which maps are
+  finished. An interrupted job rerun with the same settings skips the finished maps
+  (they are not rewritten); a job with other settings starts over. Both files are
+  removed when the job completes.
+
+Each map is written to a temporary name and moved into place (``os.replace``); a batch
+is appended to the done-list only after all its maps are in place. ``meta.json`` (also
+written atomically) says ``"depth": {"rewriting": ...}`` while a job runs and, when it
+completes, ``"depth": {..., "source": ...}`` and the new ``depth_size``; cached
+``"stats"`` (which include the depth maps') are dropped, for ``evacamel stats`` to redo.
+Zip parts (``dataset_*.zip``) are not rewritten: :class:`RewriteResult` names them as stale.
+A packed cache notices the new ``meta.json`` and is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from evacamel.data.depth_units import depth_meta
+from evacamel.depth.estimators import DepthEstimator
+from evacamel.depth.files import (atomic_write_bytes, read_index_columns, read_meta, read_rgb, write_depth_png,
+                                  write_meta)
+from evacamel.depth.storage import calibrate, needs_calibration, stored_meaning, to_stored_meters
+
+__all__ = ["DepthItem", "depth_items", "depth_source", "rewrite_depth", "RewriteResult",
+           "EXACT_BACKUP", "JOB_FILE", "DONE_FILE", "CALIBRATION_IMAGES"]
+
+EXACT_BACKUP = "exact_depth"
+JOB_FILE = "depth_job.json"
+DONE_FILE = "depth_job.done"
+CALIBRATION_IMAGES = 16
+"""How many images (the first ones of the index) calibrate a relative estimator's mapping."""
+
+
+@dataclass(frozen=True)
+class DepthItem:
+    """One map to make: the image it is estimated from and the map's path (both dataset-relative)."""
+
+    image: str
+    depth: str
+
+
+@dataclass
+class RewriteResult:
+    """What :func:`rewrite_depth` did: maps in total, written now, skipped (already done).
+
+    ``stale_zips``: the dataset's zip parts (``dataset_*.zip``), which still hold the old
+    depth maps: rebuild or delete them before training from zip parts.
+    """
+
+    total: int
+    written: int
+    skipped: int
+    source: str | dict
+    stale_zips: list[str] = field(default_factory=list)
+
+
+def depth_items(root: str | os.PathLike) -> list[DepthItem]:
+    """Every depth map of a dataset: the composites' (from ``dataset_info.csv``), then the backgrounds'.
+
+    Backgrounds: every ``bg/<name>.<ext>`` gets ``bg_depth/<name>.png`` (a dataset made
+    from your own pictures has no ``bg_depth/`` yet; it is created).
+    """
+    root = Path(root)
+    items: list[DepthItem] = []
+    seen: set[str] = set()
+    for image, depth in read_index_columns(root, ("fg_bg_paths", "depth_map_paths")):
+        if depth not in seen:
+            seen.add(depth)
+            items.append(DepthItem(image, depth))
+    bg = root / "bg"
+    if bg.is_dir():
+        for image in sorted(p for p in bg.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+            items.append(DepthItem(image.relative_to(root).as_posix(), f"bg_depth/{image.stem}.png"))
+    if not items:
+        raise ValueError(f"{root / 'dataset_info.csv'} lists no samples")
+    return items
+
+
+def depth_source(estimator: DepthEstimator, normalisation: str = "auto") -> str | dict:
+    """What ``meta.json["depth"]["source"]`` says for maps made by ``estimator`` (before calibration)."""
+    desc = estimator.describe()
+    if desc.get("kind") == "exact" and normalisation == "auto":
+        return "exact"
+    return {**desc, "normalisation": normalisation, "stored": stored_meaning(estimator.output_kind, normalisation)}
+
+
+def _without_calibration(source: object) -> object:
+    return {k: v for k, v in source.items() if k != "calibration"} if isinstance(source, dict) else source
+
+
+def _job_key(source: object, size: int) -> str:
+    blob = json.dumps({"source": _without_calibration(source), "size": size}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _keep_exact_copy(root: Path, items: list[DepthItem]) -> None:
+    """Hard-link (else copy) the exact maps into ``exact_depth/``, atomically as a whole."""
+    final = root / EXACT_BACKUP
+    if final.is_dir():
+        return
+    for stale in root.glob(f".{EXACT_BACKUP}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".{EXACT_BACKUP}.tmp-{os.getpid()}"
+    for item in items:
+        src, dst = root / item.depth, tmp / item.depth
+        if not src.is_file():
+            raise FileNotFoundError(f"exact depth map missing: {src}")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    os.replace(tmp, final)
+
+
+def _read_done(path: Path, known: set[str]) -> set[str]:
+    if not path.is_file():
+        return set()
+    # A line cut short by a crash is not a known path, so it is ignored.
+    return {line.strip() for line in path.read_text().splitlines() if line.strip() in known}
+
+
+def _append_done(path: Path, names: list[str]) -> None:
+    with path.open("a") as f:
+        f.write("".join(n + "\n" for n in names))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load_images(pool: ThreadPoolExecutor, root: Path, batch: list[DepthItem]):
+    return [pool.submit(read_rgb, root / it.image) for it in batch]
+
+
+def _stack(root: Path, batch: list[DepthItem], futures) -> torch.Tensor:
+    imgs = [f.result() for f in futures]
+    shapes = {tuple(i.shape) for i in imgs}
+    if len(shapes) > 1:
+        raise ValueError(f"images of one batch differ in size ({sorted(shapes)}): "
+                         + ", ".join(str(root / it.image) for it in batch))
+    return torch.stack(imgs)
+
+
+def rewrite_depth(root: str | os.PathLike, estimator: DepthEstimator, *, size: int | None = None,
+                  normalisation: str = "auto", batch_size: int = 8, force: bool = False,
+                  progress: bool | None = None, workers: int = 4,
+                  on_batch: Callable[[int], None] | None = None) -> RewriteResult:
+    """(Re)generate every depth map of the dataset at ``root`` with ``estimator``.
+
+    Args:
+        root: dataset folder (``meta.json``, ``dataset_info.csv``, ...).
+        estimator: e.g. :class:`~evacamel.depth.estimators.HFDepthEstimator` or
+            :class:`~evacamel.depth.estimators.ExactDepth` of the same dataset.
+        size: side of the written maps; default ``meta.json``'s ``depth_size``.
+        normalisation: ``"auto"`` or ``"seed"`` (see :mod:`evacamel.depth.storage`).
+        batch_size: images per estimator call.
+        force: redo every map even if this estimator already made them.
+        progress: tqdm bar (``None``: only on a terminal / notebook).
+        workers: threads reading images and writing PNGs.
+        on_batch: called with the number of maps finished so far after each batch.
+
+    Returns:
+        :class:`RewriteResult`. Resumable: rerun after an interruption, it skips the
+        maps the interrupted job finished and leaves those files untouched.
+    """
+    root = Path(root)
+    meta = read_meta(root)
+    if not meta.get("complete"):
+        raise ValueError(f"dataset {root} is unfinished (meta.json lacks \"complete\": true); "
+                         "finish or rebuild it first")
+    size = int(size or meta.get("depth_size") or 0)
+    if size <= 0:
+        raise ValueError(f"no depth size: give size (meta.json of {root} has no depth_size)")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    items = depth_items(root)
+    source = depth_source(estimator, normalisation)
+    key = _job_key(source, size)
+    job_path, done_path = root / JOB_FILE, root / DONE_FILE
+    job = json.loads(job_path.read_text()) if job_path.is_file() else None
+    current = meta.get("depth", {}).get("source", "exact")
+
+    if (not force and job is None and meta.get("depth_size") == size
+            and _without_calibration(current) == _without_calibration(source)):
+        return RewriteResult(len(items), 0, len(items), current)  # already made by this estimator
+
+    if current == "exact":
+        _keep_exact_copy(root, items)  # before the first exact map is overwritten
+
+    if job is None or job.get("key") != key or force:
+        done_path.unlink(missing_ok=True)
+        calibration = None
+        if needs_calibration(estimator.output_kind, normalisation):
+            calib_items = items[:max(CALIBRATION_IMAGES, 1)]
+            outs = []
+            with ThreadPoolExecutor(workers) as pool:
+                for i in range(0, len(calib_items), batch_size):
+                    batch = calib_items[i:i + batch_size]
+                    imgs = _stack(root, batch, _load_images(pool, root, batch))
+                    outs.append(estimator.estimate(_to_float(imgs, estimator), size=(size, size),
+                                                   keys=[it.depth for it in batch]).cpu())
+            calibration = calibrate(torch.cat(outs))
+        job = {"key": key, "source": source, "size": size, "calibration": calibration,
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        atomic_write_bytes(job_path, (json.dumps(job, indent=2) + "\n").encode())
+        meta.setdefault("depth", {})["rewriting"] = {"source": source, "size": size}
+        write_meta(root, meta)
+    calibration = job.get("calibration")
+    final_source = source if calibration is None else {**source, "calibration": calibration}
+
+    for parent in sorted({(root / it.depth).parent for it in items}):
+        parent.mkdir(parents=True, exist_ok=True)  # own-picture datasets have no depth/ yet
+    done = _read_done(done_path, {it.depth for it in items})
+    todo = [it for it in items if it.depth not in done]
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    written = 0
+    bar = tqdm(total=len(items), initial=len(done), unit="map", desc="depth maps",
+               disable=None if progress is None else not progress)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            pending = _load_images(pool, root, batches[0]) if batches and estimator.needs_images else None
+            for b, batch in enumerate(batches):
+                imgs = _stack(root, batch, pending) if estimator.needs_images else None
+                if estimator.needs_images and b + 1 < len(batches):
+                    pending = _load_images(pool, root, batches[b + 1])  # read ahead while estimating
+                out = estimator.estimate(_to_float(imgs, estimator) if imgs is not None else None,
+                                         size=(size, size), keys=[it.depth for it in batch])
+                if out.shape != (len(batch), 1, size, size):
+                    raise ValueError(f"estimator returned {tuple(out.shape)}, expected {(len(batch), 1, size, size)}")
+                meters = to_stored_meters(out, estimator.output_kind, normalisation, calibration).cpu()
+                for f in [pool.submit(write_depth_png, root / it.depth, m) for it, m in zip(batch, meters)]:
+                    f.result()
+                _append_done(done_path, [it.depth for it in batch])
+                written += len(batch)
+                bar.update(len(batch))
+                if on_batch is not None:
+                    on_batch(len(done) + written)
+    finally:
+        bar.close()
+
+    meta = read_meta(root)
+    depth = dict(meta.get("depth", {}))
+    depth.pop("rewriting", None)
+    depth.update(depth_meta())
+    depth["source"] = final_source
+    meta["depth"] = depth
+    meta["depth_size"] = size
+    if written:
+        meta.pop("stats", None)  # its depth statistics described the old maps (`evacamel stats` redoes them)
+    write_meta(root, meta)
+    job_path.unlink(missing_ok=True)
+    done_path.unlink(missing_ok=True)
+    stale = sorted(p.name for p in root.glob("dataset_*.zip")) if written else []
+    return RewriteResult(len(items), written, len(items) - written, final_source, stale)
+
+
+def _to_float(images: torch.Tensor, estimator: DepthEstimator) -> torch.Tensor:
+    device = getattr(estimator, "device", None) or torch.device("cpu")
+    return images.to(device, non_blocking=True).float().div_(255.0)
