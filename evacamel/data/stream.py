@@ -1,0 +1,142 @@
+"""An unlimited stream of synthetic training batches, made in memory (no disk at all).
+
+Rendering a desert background or a camel is the expensive part (about 0.1 s for a 128 px
+background on one core); pasting a camel is cheap. So the stream renders a *pool* of
+backgrounds and camels once (on the device) and composes every batch afresh: random
+(background, camel) pairs from the pool, fresh placements (distance, position, flip) from
+:func:`evacamel.data.compose.sample_placements`, then :func:`~evacamel.data.compose.compose`
+and the same resizing as the files (:func:`evacamel.data.io.make_batch`). With
+``refresh_every=k``, one background and one camel of the pool are replaced by newly
+rendered ones every ``k`` batches, so over a long run the world never repeats.
+
+The stream's world seeds come from their own seed sequence (``(seed, "stream", kind,
+i)``), so they do not coincide with the backgrounds and camels of a written dataset, in
+particular not with its test split (a collision would need two 31-bit seeds to match).
+
+Batches are in the loader format (``ARCHITECTURE.md``) on the stream's device::
+
+    {"image": uint8 B x 6 x S x S, "mask": uint8 B x 1 x s x s, "depth": uint16 B x 1 x s x s}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from evacamel.data.io import make_batch
+from evacamel.profiles import Profile, get_profile
+
+__all__ = ["SyntheticStream", "stream_seed"]
+
+_STREAM_KEY = 0x57_4E_A4  # "stream"
+_KINDS = {"background": 1, "camel": 2, "placements": 3}
+
+
+def stream_seed(seed: int, kind: str, i: int) -> int:
+    """The world seed of the stream's ``i``-th background or camel (31-bit)."""
+    state = np.random.SeedSequence([int(seed), _STREAM_KEY, _KINDS[kind], int(i)])
+    return int(state.generate_state(1, np.uint32)[0]) & (2**31 - 1)
+
+
+class SyntheticStream:
+    """Unlimited, seeded batches composed from a pool of rendered backgrounds and camels.
+
+    Args:
+        profile: sizes and defaults (``input_size``, ``batch_size``, ``compose_mode``).
+        batch_size: default ``profile.batch_size``.
+        seed: the same seed gives the same batches (on the same device).
+        device: where rendering, compositing and the batches live (``"cuda"`` for GPU).
+        pool_backgrounds, pool_camels: pool sizes (default ``min(32, profile.n_*)``).
+        render_size: side at which backgrounds are rendered and composed (default
+            ``profile.input_size``; larger gives area-filtered inputs like the files',
+            at a higher cost for placement).
+        mode: ``"perspective"`` or ``"seed"`` (default ``profile.compose_mode``).
+        refresh_every: replace one background and one camel every this many batches
+            (0: never).
+        max_batches: stop after this many batches (default: never).
+
+    Iterating yields batch dicts; ``len()`` is ``max_batches`` when given.
+    """
+
+    def __init__(self, profile: Profile | str | None = None, *, batch_size: int | None = None,
+                 seed: int = 0, device: torch.device | str | None = None,
+                 pool_backgrounds: int | None = None, pool_camels: int | None = None,
+                 render_size: int | None = None, mode: str | None = None,
+                 refresh_every: int = 0, max_batches: int | None = None):
+        self.profile = get_profile(profile)
+        p = self.profile
+        self.batch_size = int(batch_size or p.batch_size)
+        self.seed = int(seed)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.n_bg = int(pool_backgrounds or min(32, p.n_backgrounds))
+        self.n_fg = int(pool_camels or min(32, p.n_camels))
+        self.render_size = int(render_size or p.input_size)
+        self.camel_size = max(32, p.camel_size * self.render_size // p.source_size)
+        self.mode = mode or p.compose_mode
+        self.refresh_every = int(refresh_every)
+        self.max_batches = max_batches
+        if self.n_bg < 1 or self.n_fg < 1:
+            raise ValueError("the stream needs at least one background and one camel in its pool")
+        self._backgrounds = None
+        self._camels: list = []
+        self._next_bg = self._next_fg = 0
+
+    def __len__(self) -> int:
+        if self.max_batches is None:
+            raise TypeError("an unlimited SyntheticStream has no length (pass max_batches=)")
+        return int(self.max_batches)
+
+    def _render_pool(self) -> None:
+        from evacamel.synth import render_backgrounds, render_camels
+
+        bg_seeds = [stream_seed(self.seed, "background", i) for i in range(self.n_bg)]
+        fg_seeds = [stream_seed(self.seed, "camel", j) for j in range(self.n_fg)]
+        self._backgrounds = render_backgrounds(bg_seeds, self.render_size, device=self.device)
+        self._camels = render_camels(fg_seeds, self.camel_size, device=self.device)
+        self._next_bg, self._next_fg = self.n_bg, self.n_fg
+
+    def _refresh(self, batch_index: int) -> None:
+        """Replace the oldest background and camel of the pool by fresh ones."""
+        from evacamel.synth import render_backgrounds, render_camels
+
+        slot_bg, slot_fg = self._next_bg % self.n_bg, self._next_fg % self.n_fg
+        new_bg = render_backgrounds([stream_seed(self.seed, "background", self._next_bg)],
+                                    self.render_size, device=self.device)
+        bgs = self._backgrounds
+        bgs.rgb[slot_bg] = new_bg.rgb[0]
+        bgs.depth[slot_bg] = new_bg.depth[0]
+        bgs.cameras[slot_bg] = new_bg.cameras[0]
+        bgs.seeds[slot_bg] = new_bg.seeds[0]
+        self._camels[slot_fg] = render_camels([stream_seed(self.seed, "camel", self._next_fg)],
+                                              self.camel_size, device=self.device)[0]
+        self._next_bg += 1
+        self._next_fg += 1
+
+    def make_batch(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One batch, drawing pairs and placements from ``generator`` (CPU)."""
+        from evacamel.data.compose import compose, sample_placements
+
+        if self._backgrounds is None:
+            self._render_pool()
+        bi = torch.randint(0, self.n_bg, (self.batch_size,), generator=generator).tolist()
+        fi = torch.randint(0, self.n_fg, (self.batch_size,), generator=generator).tolist()
+        bgs = self._backgrounds[bi]
+        sprites = [self._camels[j] for j in fi]
+        placements = sample_placements(bgs, sprites, mode=self.mode, generator=generator)
+        comp = compose(bgs, sprites, placements, mode=self.mode)
+        p = self.profile
+        return make_batch(bgs.rgb, comp.fg_bg, comp.mask, comp.depth, p.input_size,
+                          p.output_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(stream_seed(self.seed, "placements", 0))
+        if self._backgrounds is None or self._next_bg != self.n_bg:
+            self._render_pool()  # every iteration starts from the same pool: reproducible
+        k = 0
+        while self.max_batches is None or k < self.max_batches:
+            if self.refresh_every and k and k % self.refresh_every == 0:
+                self._refresh(k)
+            yield self.make_batch(generator)
+            k += 1
