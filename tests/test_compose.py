@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from evacamel.data.compose import SEED_SIDE_RANGE, Placement, compose, sample_placements
+from evacamel.data.compose import SEED_SIDE_RANGE, Composite, Placement, compose, sample_placements
 from evacamel.data.depth_units import FAR_M
 from evacamel.data.enhance import clahe
 from evacamel.synth import Backgrounds, Camera, CamelSprite, render_backgrounds, render_camels
@@ -159,3 +159,90 @@ def test_clahe_keeps_shape_and_range_and_raises_contrast():
     assert clahe(img[0]).shape == (3, 128, 128)
     with pytest.raises(ValueError, match="RGB"):
         clahe(torch.rand(2, 1, 8, 8))
+
+
+# -- the box-only compose against a straightforward full-image reference ----------------
+def _reference_compose(bgs: Backgrounds, sprites, placements, mode: str) -> Composite:
+    """Full-image compose without contact shadows: every step on whole S x S images."""
+    from evacamel.data.compose import _resample_sprite
+
+    B, _, H_img, W_img = bgs.rgb.shape
+    rgb, depth = bgs.rgb.clone(), bgs.depth.clone()
+    mask = torch.zeros(B, 1, H_img, W_img)
+    vis_frac = torch.zeros(B)
+    for i, (sp, pl) in enumerate(zip(sprites, placements)):
+        W, H = max(1, round(pl.w)), max(1, round(pl.h))
+        x0, y0 = math.floor(pl.x + 0.5), math.floor(pl.y + 0.5)
+        res = _resample_sprite(sp, W, H, pl.flip, "cpu")
+        # the resampled box on a transparent canvas with room all round, cropped to the image
+        M = W + H + abs(x0) + abs(y0)
+        canvas = torch.zeros(4, H_img + 2 * M, W_img + 2 * M)
+        canvas[:, M + y0:M + y0 + H, M + x0:M + x0 + W] = res
+        canvas = canvas[:, M:M + H_img, M:M + W_img]
+        a, pm = canvas[3:4], canvas[:3]
+        if mode == "perspective":
+            cam_depth = pl.distance_m * bgs.cameras[i].ray_lengths()
+            vis = cam_depth < bgs.depth[i]
+        else:
+            rows = torch.nonzero((res[3] >= 0.5).any(1)).flatten()
+            fr = min(H_img - 1, max(0, y0 + int(rows[-1])))
+            fc = min(W_img - 1, max(0, x0 + W // 2))
+            cam_depth = bgs.depth[i, :, fr, fc].expand(1, H_img, W_img)
+            vis = torch.ones(1, H_img, W_img, dtype=torch.bool)
+        visf = vis.float()
+        rgb[i] = (rgb[i] * (1 - a * visf) + pm * visf).clamp(0, 1)
+        m = (a >= 0.5) & vis
+        depth[i] = torch.where(m, cam_depth, bgs.depth[i])
+        mask[i] = m.float()
+        total = int((res[3] >= 0.5).sum())
+        vis_frac[i] = float(m.sum()) / total if total else 0.0
+    return Composite(fg_bg=rgb, mask=mask, depth=depth, visible_fraction=vis_frac)
+
+
+@pytest.mark.parametrize("mode", ["perspective", "seed"])
+def test_box_only_compose_equals_full_image_reference(world, mode):
+    bgs, camels = world
+    pl = sample_placements(bgs, camels, mode=mode, generator=torch.Generator().manual_seed(5))
+    # boxes hanging over each border, one flipped and one entirely outside
+    pl[0] = Placement(x=-12.3, y=20.0, w=30.4, h=30.4, flip=True, distance_m=pl[0].distance_m)
+    pl[1] = Placement(x=S - 15.6, y=S - 20.2, w=27.0, h=27.0, flip=False, distance_m=pl[1].distance_m)
+    pl[2] = Placement(x=10.0, y=-9.5, w=24.0, h=24.0, flip=True, distance_m=pl[2].distance_m)
+    pl[3] = Placement(x=S + 3.0, y=5.0, w=20.0, h=20.0, flip=False, distance_m=pl[3].distance_m)
+    got = compose(bgs, camels, pl, mode=mode, shadow=0.0)
+    ref = _reference_compose(bgs, camels, pl, mode)
+    assert torch.equal(got.mask, ref.mask) and torch.equal(got.depth, ref.depth)
+    assert torch.allclose(got.fg_bg, ref.fg_bg, atol=1e-6)
+    assert torch.allclose(got.visible_fraction, ref.visible_fraction)
+    assert bool(got.mask[0].any()) and bool(got.mask[2].any()) and not got.mask[3].any()
+
+
+def test_compose_touches_only_the_box_even_with_shadows_and_reuses_out(world):
+    bgs, camels = world
+    pl = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(6))
+    c = compose(bgs, camels, pl)
+    for i, p in enumerate(pl):
+        x0, y0 = max(0, math.floor(p.x + 0.5)), max(0, math.floor(p.y + 0.5))
+        outside = torch.ones(S, S, dtype=torch.bool)
+        outside[y0:y0 + round(p.h), x0:x0 + round(p.w)] = False
+        assert torch.equal(c.fg_bg[i][:, outside], bgs.rgb[i][:, outside])
+    # the same results written into caller-provided tensors (stale contents overwritten)
+    out = Composite(fg_bg=torch.rand(6, 3, S, S), mask=torch.rand(6, 1, S, S), depth=torch.rand(6, 1, S, S),
+                    visible_fraction=torch.zeros(6))
+    again = compose(bgs, camels, pl, out=out)
+    assert again.fg_bg is out.fg_bg and again.mask is out.mask and again.depth is out.depth
+    assert torch.equal(again.fg_bg, c.fg_bg) and torch.equal(again.mask, c.mask)
+    assert torch.equal(again.depth, c.depth) and torch.equal(again.visible_fraction, c.visible_fraction)
+    with pytest.raises(ValueError, match="out.mask"):
+        compose(bgs, camels, pl, out=Composite(out.fg_bg, out.mask[:, :, :8], out.depth, out.visible_fraction))
+
+
+def test_sprite_edited_in_place_is_resampled_afresh():
+    bg = _flat_bg(torch.full((S,), FAR_M))
+    sprite = _square_sprite()
+    pl = Placement(x=10, y=10, w=30, h=30, flip=False, distance_m=10.0)
+    red = compose(bg, [sprite], [pl], shadow=0.0)
+    sprite.rgba[1] = 1.0  # now yellow: the cached resampling must not be reused
+    yellow = compose(bg, [sprite], [pl], shadow=0.0)
+    m = red.mask[0, 0].bool() & (red.fg_bg[0, 0] > 0.999)  # the opaque inside
+    assert int(m.sum()) > 100
+    assert float(red.fg_bg[0, 1][m].max()) < 0.01 and float(yellow.fg_bg[0, 1][m].min()) > 0.99

@@ -396,7 +396,7 @@ def compose(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], placements
         depth = backgrounds.depth.clone()
         mask = torch.zeros(B, 1, S, S, device=device, dtype=rgb.dtype)
     else:
-        rgb, depth, mask = out.fg_bg, out.mask, out.depth
+        rgb, mask, depth = out.fg_bg, out.mask, out.depth
         for name, t, c in (("fg_bg", rgb, 3), ("mask", mask, 1), ("depth", depth, 1)):
             if t.shape != (B, c, S, S) or t.dtype != torch.float32 or t.device != device:
                 raise ValueError(f"out.{name} must be float32 {(B, c, S, S)} on {device}, "

@@ -193,7 +193,7 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
 
     # --- terrain profiles: evaluated on n_c azimuths x K distances, interpolated to n_az azimuths
     n_az = int(1.5 * S) + 2
-    n_c = max(48, S // 2) + 2
+    n_c = max(48, S // 3) + 2
     K = int(min(1024, max(224, 0.75 * S)))
     pmin = phi.amin(1, keepdim=True) - 1e-4
     pmax = phi.amax(1, keepdim=True) + 1e-4
@@ -265,9 +265,9 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
 
     # --- light: sun (with cast shadows), sky
     # two shadow maps: a fine one near the camera, a coarse one to 1.2 km
-    n_sh = max(192, min(512, S // 2))
-    lit_far, frame_far = _shadow_map(tp, sky, n_sh, 700.0, 500.0, device)
-    lit_near, frame_near = _shadow_map(tp, sky, n_sh, 110.0, 90.0, device)
+    # (far shadows cover few pixels each: a coarser far map costs little in the image)
+    lit_far, frame_far = _shadow_map(tp, sky, max(96, min(320, S // 3)), 700.0, 500.0, device)
+    lit_near, frame_near = _shadow_map(tp, sky, max(128, min(384, 3 * S // 8)), 110.0, 90.0, device)
     sh_far = _sample_shadow(lit_far, frame_far, hx, hz)
     sh_near = _sample_shadow(lit_near, frame_near, hx, hz)
     blend = ((th - 60.0) / 40.0).clamp(0, 1)
@@ -281,16 +281,27 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
     col = alb * (sky.sun_color * ndl * shadow * 0.42 + ambient * (0.5 + 0.5 * n[:, 1:2]))
     # aerial perspective
     fog = 1 - torch.exp(-dist[:, None] / sky.haze_m[:, :, None])
-    horiz_dir = torch.stack([sp, torch.zeros_like(sp), cp], 1)
-    haze_col = sky_color(sky, horiz_dir, clouds=False)
+    # the haze colour depends on the azimuth only: evaluated on the azimuth grid, gathered
+    az_f = pmin + dphi * torch.arange(n_az, device=device, dtype=torch.float32)
+    horiz_dir = torch.stack([torch.sin(az_f), torch.zeros_like(az_f), torch.cos(az_f)], 1)
+    haze_col = _gather_rows(sky_color(sky, horiz_dir, clouds=False), j)
     col = col + (haze_col - col) * fog
-    # the sky (clouds are smooth: rendered at half resolution)
+    # the sky (clouds are smooth: rendered at half resolution), only down to the lowest sky row
     h2 = max(8, S // 2)
-    d2 = F.interpolate(dn.view(B, 3, S, S), size=(h2, h2), mode="bilinear", align_corners=False)
-    d2, _ = _unit(d2.view(B, 3, -1))
-    skyc = sky_color(sky, d2).view(B, 3, h2, h2)
-    skyc = F.interpolate(skyc, size=(S, S), mode="bilinear", align_corners=False).view(B, 3, P)
-    col = torch.where(is_sky[:, None], skyc, col)
+    rows2 = h2
+    sky_rows = torch.nonzero(is_sky.view(B, S, S).any(2).any(0)).flatten()
+    if S % 2 == 0 and h2 == S // 2:
+        last = int(sky_rows[-1]) if sky_rows.numel() else -1
+        rows2 = min(h2, (last + 1 + 1) // 2 + 2)  # 2 half-res rows of margin: rows <= last exact
+    if rows2 > 0 and sky_rows.numel():
+        src_rows = S if rows2 == h2 else 2 * rows2
+        d2 = F.interpolate(dn.view(B, 3, S, S)[:, :, :src_rows], size=(rows2, h2), mode="bilinear",
+                           align_corners=False)
+        d2, _ = _unit(d2.reshape(B, 3, -1))
+        skyc = sky_color(sky, d2).view(B, 3, rows2, h2)
+        skyc = F.interpolate(skyc, size=(src_rows, S), mode="bilinear", align_corners=False)
+        top = col.view(B, 3, S, S)[:, :, :src_rows]
+        top.copy_(torch.where(is_sky.view(B, 1, S, S)[:, :, :src_rows], skyc, top))
 
     # --- camera: exposure, tone curve, vignetting, grain
     img = _tone(col)
@@ -309,9 +320,12 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
 
 def _tone(col: torch.Tensor) -> torch.Tensor:
     """Linear radiance -> display [0, 1]: a filmic curve (toe and shoulder), then sRGB gamma."""
-    x = (col * 1.25).clamp_min(0)
-    y = (x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14)  # ACES fit (Narkowicz)
-    return y.clamp(0, 1) ** (1 / 2.2)
+    x = (col * 1.25).clamp_min_(0)
+    num = x * 2.51
+    num.add_(0.03).mul_(x)
+    den = x * 2.43
+    den.add_(0.59).mul_(x).add_(0.14)
+    return num.div_(den).clamp_(0, 1).pow_(1 / 2.2)  # ACES fit (Narkowicz), then gamma
 
 
 def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,

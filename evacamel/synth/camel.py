@@ -158,8 +158,12 @@ def _build_camel(r: np.random.Generator) -> tuple[_Builder, dict]:
     # neck: down and forward from the chest, then up to the head
     base = (0.7 * bl, body_y + 0.04)
     if pose == "grazing":
-        pts = [base, (base[0] + 0.35 * nk, body_y - 0.35 * nk), (base[0] + 0.55 * nk, body_y - 0.8 * nk),
-               (base[0] + 0.62 * nk, max(0.62, body_y - 1.05 * nk))]
+        # the neck falls steadily to the head at grass height, whatever the legs' length
+        # (short-legged bactrians used to kink back up)
+        end_y = 0.58
+        drop = max(0.2, body_y + 0.04 - end_y)
+        pts = [base, (base[0] + 0.35 * nk, base[1] - 0.33 * drop), (base[0] + 0.55 * nk, base[1] - 0.75 * drop),
+               (base[0] + 0.62 * nk, end_y)]
         head_ang = -1.1
     elif sit:
         pts = [base, (base[0] + 0.3 * nk, base[1] - 0.12), (base[0] + 0.45 * nk, base[1] + 0.3 * nk),
@@ -185,11 +189,14 @@ def _build_camel(r: np.random.Generator) -> tuple[_Builder, dict]:
     bld.cap(hp(-0.04, 0.09), hp(-0.09, 0.17), 0.035, 0.02, 0.0, COAT)
     bld.ell(hp(0.11, 0.055), 0.026, 0.018, head_ang, 0.15, 0.02, DARK)
     bld.ell(hp(0.45, -0.03), 0.022, 0.012, head_ang + 0.4, 0.1, 0.01, DARK)
-    # tail, from inside the rump
-    t0 = (-bl - 0.14, body_y + 0.04)
-    t1 = (t0[0] - 0.08, t0[1] - (0.6 if not sit else 0.35))
-    bld.cap(t0, t1, 0.045, 0.03, 0.05, COAT)
-    bld.ell((t1[0] - 0.01, t1[1] - 0.05), 0.04, 0.1, 0.1, 0.05, 0.03, HAIR)
+    # full buttocks joining rump and thighs, and the tail rooted in them, hanging against them
+    rx = -0.78 * bl
+    bld.ell((rx + 0.02, body_y - 0.16), 0.27, 0.3, 0.1, 0.0, 0.34)
+    t0 = (rx - 0.24, body_y + 0.1)
+    tm = (rx - 0.29, body_y - 0.12)
+    t1 = (rx - 0.28, tm[1] - (0.4 if not sit else 0.2))
+    _limb(bld, [t0, tm, t1], [0.05, 0.042, 0.03], 0.06, [COAT, COAT])
+    bld.ell((t1[0] - 0.005, t1[1] - 0.05), 0.04, 0.1, 0.05, 0.06, 0.03, HAIR)
 
     attrs = {"species": species, "pose": pose, "scale": float(sc)}
     for c in bld.caps:
@@ -307,6 +314,15 @@ def _render_one(seed: int, size: int, device) -> CamelSprite:
     patch = fbm(tab, XX / 0.35 + 50, YY / 0.35, octaves=3)
     texs = r.uniform(0.10, 0.22)
     alb = alb * (1 + texs * fur + 0.12 * patch)
+    # tufts: a small bump from fine fur noise tilts the shading normal (no more smooth toy)
+    tuft = fbm(tab, XX / 0.012 + 9.0, YY / 0.02 - 4.0, octaves=2)[0]
+    tgy, tgx = torch.gradient(tuft, spacing=max(px, 0.004))
+    bump = 0.0025 * float(r.uniform(0.7, 1.3))
+    n = n + torch.stack([-tgx, tgy, torch.zeros_like(tgx)]) * bump
+    n = n / n.norm(dim=0, keepdim=True)
+    # the underside (belly, under the neck and jaw) is darker, the back sun-bleached
+    under = (-n[1:2]).clamp(0, 1)
+    alb = alb * (1 - 0.28 * under) * (1 + 0.06 * n[1:2].clamp(0, 1))
     shade_far = 1 - 0.35 * (z < -0.05).float()[None]
 
     light = torch.tensor([0.35, 0.8, 0.5], device=device)
