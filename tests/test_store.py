@@ -339,3 +339,28 @@ def test_depth_and_size_follow_the_distance(reference: Path):
         assert 0.99 < float(s["depth"][0][on].median()) / r["distance_m"] < 1.5, r
         checked += 1
     assert checked >= 20
+
+
+@pytest.mark.parametrize("src,size", [(64, 32), (96, 32), (64, 16), (64, 48), (64, 64)])
+def test_resize_depth_is_nearest_exact(src: int, size: int):
+    from evacamel.data.encoding import resize_depth
+
+    depth = torch.rand(1, src, src, generator=torch.Generator().manual_seed(src + size)) * 100
+    want = torch.nn.functional.interpolate(depth[None], size=(size, size), mode="nearest-exact")[0]
+    got = resize_depth(depth, size)
+    assert got.shape == (1, size, size)
+    assert torch.equal(got, want)
+
+
+def test_worker_reuses_sprites_and_its_composite(reference: Path):
+    from evacamel.data.plan import make_plan
+    from evacamel.data.worker import Worker
+
+    plan = make_plan(TINY, seed=None, source="procedural", mode=None, clahe=False, zip_parts=0,
+                     chunk_size=CHUNK)
+    worker = Worker(reference, plan)
+    a, b = worker.sprite(0), worker.sprite(1)
+    assert worker.sprite(0) is a and worker.sprite(1) is b and a is not b
+    assert a.rgba.dtype == torch.float32 and float(a.rgba.max()) <= 1.0
+    assert worker.composite(64) is worker.composite(64)
+    assert worker.composite(32).fg_bg.shape == (1, 3, 32, 32)
