@@ -190,7 +190,7 @@ def plot_history(history: "Sequence[dict[str, float]] | str", *,
     ax = axes[0]
     ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
     ax.plot(epochs, [r["test_loss"] for r in rows], "o--", label="test")
-    ax.set_title("total loss (10 BCE + 100 DSSIM + 0.1 L1)", fontsize=10)
+    ax.set_title("total loss (weighted BCE + DSSIM + L1)", fontsize=10)
     ax.set_ylabel("loss")
     ax = axes[1]
     for i, term in enumerate(("bce", "dssim", "l1")):
