@@ -244,19 +244,22 @@ def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None
     from evacamel.data.io import collate_samples
     from evacamel.data.pack import ensure_packed
     from evacamel.data.stats import ensure_stats
-    from evacamel.data.store import ensure_dataset
+    from evacamel.data.store import ensure_dataset, is_complete
     from evacamel.data.transforms import EvalTransform, TrainTransform, normalization_from_stats
 
     profile = cfg.data_profile()
     dist_info = dist_info or DistInfo()
     root = Path(cfg.data) if cfg.data else None
+    # A complete dataset named by --data is used as it is (any sizes or counts: only the
+    # profile's input/output sizes matter here); otherwise the profile's is made there.
+    given = root is not None and is_complete(root)
     if dist_info.is_main:
-        root = ensure_dataset(profile, root)
+        root = root if given else ensure_dataset(profile, root)
         ensure_packed(profile, root=root)
         stats = ensure_stats(profile, root=root)
     barrier()
     if not dist_info.is_main:
-        root = ensure_dataset(profile, root)
+        root = root if given else ensure_dataset(profile, root)
         stats = ensure_stats(profile, root=root)
     sets = [open_dataset(root, split, input_size=profile.input_size,
                          output_size=profile.output_size) for split in ("train", "test")]
@@ -679,12 +682,15 @@ def _epoch_line(row: dict[str, float], epochs: int) -> str:
 
 
 def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | None = None,
-          data: TrainData | None = None, progress: bool = True, verbose: bool = True,
+          train_data: TrainData | None = None, progress: bool = True, verbose: bool = True,
           **overrides: Any) -> Trainer:
     """Train a profile's run (or resume one) and return the finished :class:`Trainer`.
 
-    ``overrides`` are :class:`TrainConfig` fields (``epochs=5``, ``lr=3e-3``, ``out=...``).
+    ``overrides`` are :class:`TrainConfig` fields (``epochs=5``, ``lr=3e-3``,
+    ``out=...``, ``data="path/to/dataset"``); ``train_data`` is already-built
+    :class:`TrainData` (tests, notebooks), else it is built from the config.
     """
+    data = train_data
     if resume is not None:
         trainer = Trainer.resume(resume, data, out=overrides.get("out"),
                                  epochs=overrides.get("epochs"),

@@ -146,3 +146,17 @@ def test_bench_train_times_both_loops_with_the_real_training_step():
     assert seed.items == ours.items == 4 and seed.seconds > 0 and ours.seconds > 0
     assert trainer.global_step == 0 and trainer.amp_dtype is None  # fp32 on CPU
     assert ours.name == "our loop (uint8, fp32)"
+
+
+def test_a_given_complete_dataset_is_used_as_it_is(tmp_path):
+    """`evacamel train --data D` trains on D even when its counts differ from the profile's."""
+    from evacamel.data.store import write_dataset
+    from evacamel.train import load_data
+
+    other = get_profile("quick").replace(n_backgrounds=4, n_camels=4, samples=16, source_size=64,
+                                         depth_size=64, camel_size=64)
+    root = write_dataset(tmp_path / "mine", other, progress=False, workers=1)
+    cfg = TrainConfig.from_profile("quick", data=str(root), out=str(tmp_path / "run"))
+    data = load_data(cfg, torch.device("cpu"))
+    assert len(data.train_set) + len(data.test_set) == 16
+    assert data.train_set[0]["image"].shape == (6, 64, 64)

@@ -74,7 +74,8 @@ from __future__ import annotations
 from evacamel.data.encoding import (encode_depth, encode_mask, encode_png_gray, encode_rgb,  # noqa: F401
                                     encode_rgba)
 from evacamel.data.layout import (FORMAT, FORMAT_VERSION, INDEX_COLUMNS, INDEX_NAME, META_NAME,  # noqa: F401
-                                  SOURCES_NAME, load_sample, read_index, read_meta, read_sources)
+                                  SOURCES_NAME, is_complete, load_sample, read_index, read_meta,
+                                  read_sources)
 from evacamel.data.plan import default_chunk_size, derive_seed  # noqa: F401
 from evacamel.data.worker import default_workers
 from evacamel.data.writer import WriteInterrupted, ensure_dataset, finalize_dataset, write_dataset
@@ -87,6 +88,7 @@ __all__ = [
     "write_dataset",
     "ensure_dataset",
     "finalize_dataset",
+    "is_complete",
     "read_meta",
     "read_index",
     "read_sources",
