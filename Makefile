@@ -12,7 +12,7 @@ JOBS   ?= 2
 
 export PYTHONHASHSEED := 0
 
-.PHONY: all install test unit notebooks book browser-check bench clean help
+.PHONY: all install test unit notebooks book browser-check bench overview-figure clean help
 
 help:
 	@echo "make book    execute the notebooks and build the book into _build/html"
@@ -49,6 +49,11 @@ bench: $(STAMP)
 	$(PY) -m evacamel bench dataset
 	$(PY) -m evacamel bench loader
 	$(PY) -m evacamel bench train
+
+# The README's picture: the cpu profile's model (trained first if missing) on new scenes.
+overview-figure: $(STAMP)
+	test -f runs/cpu/best.pt || $(VENV)/bin/evacamel train --profile cpu --no-progress
+	$(VENV)/bin/evacamel overview runs/cpu/best.pt --data data/cpu --out book/figures/overview.jpg
 
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache

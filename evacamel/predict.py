@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from evacamel.checkpoint import atomic_write_bytes, load_checkpoint
+from evacamel.checkpoint import load_checkpoint
+from evacamel.data.atomic import atomic_write
 from evacamel.data.depth_units import FAR_M, NEAR_M, target_to_meters
 from evacamel.metrics import (METRIC_NAMES, MetricAccumulator, per_sample_depth_ssim,
                               per_sample_iou)
@@ -207,9 +208,10 @@ def predict_files(model: LoadedModel | str | os.PathLike, bg: str | os.PathLike,
     Image.fromarray(preview, "RGB").save(buf, "PNG")
     paths = {"mask": out / f"{name}_mask.png", "depth": out / f"{name}_depth.png",
              "preview": out / f"{name}_depth_preview.png"}
-    atomic_write_bytes(paths["mask"], encode_mask(mask_u8))
-    atomic_write_bytes(paths["depth"], encode_depth(pred.depth_m))
-    atomic_write_bytes(paths["preview"], buf.getvalue())
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(paths["mask"], encode_mask(mask_u8))
+    atomic_write(paths["depth"], encode_depth(pred.depth_m))
+    atomic_write(paths["preview"], buf.getvalue())
     return paths
 
 

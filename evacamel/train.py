@@ -59,8 +59,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from evacamel import paths
-from evacamel.checkpoint import (atomic_write_bytes, load_checkpoint, rng_state, save_checkpoint,
-                                 set_rng_state)
+from evacamel.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from evacamel.data.atomic import atomic_write
 from evacamel.distributed import (DistInfo, EpochSampler, ShardSampler, all_reduce_sum,
                                   barrier, init_distributed)
 from evacamel.losses import CamelLoss, LossTerms
@@ -508,7 +508,7 @@ class Trainer:
         if self.dist.is_main:
             out = cfg.run_dir()
             out.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(out / "config.json", json.dumps(cfg.as_dict(), indent=2).encode())
+            atomic_write(out / "config.json", json.dumps(cfg.as_dict(), indent=2).encode())
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
             samples = (self.steps_per_epoch - self.step_in_epoch) * cfg.batch_size
@@ -559,14 +559,14 @@ class Trainer:
         if not self.dist.is_main or not self.history:
             return
         out = self.cfg.run_dir()
-        atomic_write_bytes(out / "history.json", json.dumps(
+        atomic_write(out / "history.json", json.dumps(
             {"config": self.cfg.as_dict(), "best": self.best, "epochs": self.history},
             indent=2).encode())
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(self.history[0]))
         writer.writeheader()
         writer.writerows(self.history)
-        atomic_write_bytes(out / "history.csv", buf.getvalue().encode())
+        atomic_write(out / "history.csv", buf.getvalue().encode())
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue exactly (tensors and primitives only: ``weights_only``)."""

@@ -49,6 +49,9 @@ def test_notebook_is_committed_clean_and_starts_with_the_install_cell(path):
     assert nb["cells"][0]["cell_type"] == "code" and '"google.colab" in sys.modules' in first
     assert nb["metadata"].get("accelerator") == "GPU"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    title = next("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert f"colab.research.google.com/github/evacamel/evacamel/blob/main/notebooks/{path.name}" in title
+    assert nb["cells"][0]["metadata"].get("tags") == ["remove-cell"]  # not shown in the book
     # sizes come from the profile, never from the notebook
     assert any("get_profile()" in "".join(c["source"]) for c in code)
 

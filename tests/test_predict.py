@@ -111,3 +111,13 @@ def test_bad_checkpoint_and_missing_image_fail_with_one_clear_line(trained, tmp_
     assert cli_main(["predict", str(ckpt), "--bg", str(tmp_path / "nope.jpg"),
                      "--fg-bg", str(tmp_path / "nope2.jpg")]) == 2
     assert "nope.jpg" in capsys.readouterr().err
+
+
+def test_overview_command_draws_new_scenes(trained, tmp_path, capsys):
+    _, ckpt = trained
+    out = tmp_path / "fig" / "overview.jpg"
+    assert cli_main(["overview", str(ckpt), "--out", str(out), "--scenes", "2", "--size", "96"]) == 0
+    with Image.open(out) as img:
+        assert img.format == "JPEG" and img.width > 200 and img.height > img.width  # 5 rows x 2
+    assert cli_main(["overview", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
+    assert "none.pt: no such checkpoint" in capsys.readouterr().err

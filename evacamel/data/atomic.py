@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["tmp_name", "atomic_write", "write_json", "pid_alive", "clean_stale_temps"]
+__all__ = ["tmp_name", "atomic_write", "write_json", "pid_alive", "clean_stale_temps", "folder_lock"]
 
 
 def tmp_name(path: Path) -> Path:
@@ -63,3 +64,39 @@ def clean_stale_temps(folders: Iterable[Path]) -> None:
                     if pid.isdigit() and not pid_alive(int(pid)):
                         with contextlib.suppress(OSError):
                             os.unlink(entry.path)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, poll_s: float = 0.5) -> Iterator[None]:
+    """Hold ``<folder>.lock`` (created with ``O_CREAT | O_EXCL``, holding our pid).
+
+    One process at a time builds a folder; the others wait here until it is done. A lock
+    left by a process that died is taken over (the build it guarded is resumable).
+    """
+    lock = folder.with_name(folder.name + ".lock")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and not pid_alive(pid):
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+                continue
+            time.sleep(poll_s)
+            continue
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+

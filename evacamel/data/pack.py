@@ -29,15 +29,12 @@ Building (:func:`pack_dataset`, ``evacamel pack``) is
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import multiprocessing as mp
 import os
 import shutil
 import sys
-import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 from tqdm.auto import tqdm
 
+from evacamel.data.atomic import folder_lock, write_json
 from evacamel.profiles import Profile, get_profile
 
 __all__ = [
@@ -76,12 +74,6 @@ def packed_dir(root: str | os.PathLike, input_size: int) -> Path:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def source_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
@@ -235,7 +227,7 @@ def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | No
         for key, (shape, dtype) in shapes.items():  # sparse files of the final size
             np.lib.format.open_memmap(folder / _ARRAYS[key], mode="w+", dtype=dtype,
                                       shape=shape).flush()
-        _write_json_atomic(build_path, plan)
+        write_json(build_path, plan)
     (folder / _CHUNKS).mkdir(exist_ok=True)
 
     chunks = [(c, s, min(s + chunk_rows, n)) for c, s in enumerate(range(0, n, chunk_rows))]
@@ -267,7 +259,7 @@ def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | No
                            for k, f in _ARRAYS.items()},
                 "depth_encoding": "meters_to_target(depth) * 65535",
                 "splits": splits}
-    _write_json_atomic(folder / MANIFEST, manifest)
+    write_json(folder / MANIFEST, manifest)
     shutil.rmtree(folder / _CHUNKS, ignore_errors=True)
     build_path.unlink(missing_ok=True)
     return folder
@@ -294,42 +286,9 @@ def ensure_packed(profile: Profile | str | None = None, *, root: str | os.PathLi
                             progress=progress)
 
 
-@contextlib.contextmanager
-def _build_lock(folder: Path, poll_s: float = 0.5) -> Iterator[None]:
-    """One builder at a time per cache folder (``<folder>.lock``, ``O_CREAT | O_EXCL``);
-    the others wait, then find the finished cache. A dead builder's lock is taken over."""
-    lock = folder.with_name(folder.name + ".lock")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and not _pid_alive(pid):
-                lock.unlink(missing_ok=True)
-                continue
-            time.sleep(poll_s)
-            continue
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        break
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _build_lock(folder: Path, poll_s: float = 0.5):
+    """One builder at a time per cache folder; the others wait, then find the finished cache."""
+    return folder_lock(folder, poll_s)
 
 
 # -- reading ------------------------------------------------------------------------------

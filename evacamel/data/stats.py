@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evacamel.data.atomic import write_json
 from evacamel.profiles import Profile, get_profile
 
 __all__ = [
@@ -313,9 +314,7 @@ def _write_stats(root: Path, stats: dict[str, Any]) -> None:
     except FileNotFoundError:
         raise FileNotFoundError(f"{meta_path}: no meta.json to cache statistics in") from None
     meta["stats"] = stats
-    tmp = meta_path.with_name(f".meta.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(tmp, meta_path)
+    write_json(meta_path, meta)
 
 
 def ensure_stats(profile: Profile | str | None = None, *, root: str | os.PathLike | None = None,

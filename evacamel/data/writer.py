@@ -11,12 +11,11 @@ import contextlib
 import csv
 import os
 import shutil
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from evacamel.data.atomic import atomic_write, clean_stale_temps, pid_alive, tmp_name, write_json
+from evacamel.data.atomic import atomic_write, clean_stale_temps, folder_lock, tmp_name, write_json
 from evacamel.data.layout import (INDEX_NAME, META_NAME, SOURCES_NAME, WORK, is_complete, prepare_root,
                                   rows_to_csv, work_folders)
 from evacamel.data.plan import Plan, group_size, make_plan
@@ -260,29 +259,9 @@ def ensure_dataset(profile: Profile | str | None = None, root: str | os.PathLike
 
     profile = get_profile(profile)
     root = Path(root) if root is not None else dataset_dir(profile.name)
-    lock = root.with_name(root.name + ".lock")
-    while True:
-        if is_complete(root):
-            # Still checks the folder is this profile's dataset (never returns a stale one).
-            return write_dataset(root, profile, progress=False, workers=1, **kwargs)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and not pid_alive(pid):
-                with contextlib.suppress(OSError):
-                    lock.unlink()  # its builder died; take over (the build resumes)
-                continue
-            time.sleep(poll_s)
-            continue
-        try:
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            return write_dataset(root, profile, progress=progress, workers=workers, **kwargs)
-        finally:
-            with contextlib.suppress(OSError):
-                lock.unlink()
+    if not is_complete(root):
+        with folder_lock(root, poll_s):  # one builder; the others wait here, then check
+            if not is_complete(root):
+                return write_dataset(root, profile, progress=progress, workers=workers, **kwargs)
+    # Still checks the folder is this profile's dataset (never returns a stale one).
+    return write_dataset(root, profile, progress=False, workers=1, **kwargs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +17,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, read_file
 
+from evacamel.data.atomic import atomic_write as atomic_write_bytes  # noqa: F401 (re-exported)
+from evacamel.data.atomic import write_json
 from evacamel.data.depth_units import meters_to_png, png_to_meters
 
 __all__ = ["read_depth_png", "write_depth_png", "read_rgb", "read_meta", "write_meta",
            "read_index_columns", "atomic_write_bytes", "resize_depth"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_depth_png(path: str | os.PathLike) -> torch.Tensor:
@@ -91,7 +79,7 @@ def read_meta(root: Path) -> dict:
 
 def write_meta(root: Path, meta: dict) -> None:
     """Write ``<root>/meta.json`` atomically."""
-    atomic_write_bytes(Path(root) / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+    write_json(Path(root) / "meta.json", meta)
 
 
 def read_index_columns(root: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
