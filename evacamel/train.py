@@ -236,7 +236,8 @@ class TrainData:
     collate_fn: Callable | None = None
 
 
-def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None = None) -> TrainData:
+def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None = None,
+              progress: bool = True) -> TrainData:
     """The profile's dataset as :class:`TrainData`: built if missing, packed at the run's
     input size, normalised with the training split's statistics (rank 0 prepares, the
     other processes wait)."""
@@ -254,13 +255,13 @@ def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None
     # profile's input/output sizes matter here); otherwise the profile's is made there.
     given = root is not None and is_complete(root)
     if dist_info.is_main:
-        root = root if given else ensure_dataset(profile, root)
-        ensure_packed(profile, root=root)
-        stats = ensure_stats(profile, root=root)
+        root = root if given else ensure_dataset(profile, root, progress=progress)
+        ensure_packed(profile, root=root, progress=progress)
+        stats = ensure_stats(profile, root=root, progress=progress)
     barrier()
     if not dist_info.is_main:
-        root = root if given else ensure_dataset(profile, root)
-        stats = ensure_stats(profile, root=root)
+        root = root if given else ensure_dataset(profile, root, progress=False)
+        stats = ensure_stats(profile, root=root, progress=False)
     sets = [open_dataset(root, split, input_size=profile.input_size,
                          output_size=profile.output_size) for split in ("train", "test")]
     mean, std = normalization_from_stats(stats)
@@ -335,7 +336,7 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.loss_fn = CamelLoss(cfg.mask_weight, cfg.dssim_weight, cfg.l1_weight)
-        self.data = data or load_data(cfg, self.device, self.dist)
+        self.data = data or load_data(cfg, self.device, self.dist, progress=progress)
 
         # data order: one global batch per optimiser step, split over processes and micro-batches
         self.micro_batch = cfg.batch_size // (self.dist.world_size * cfg.accum_steps)
