@@ -153,12 +153,7 @@ def download_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None
         ConnectionError: still failing after all retries.
     """
     dest = Path(dest)
-    if not (sha256 or md5 or allow_unverified):
-        raise ValueError(f"{url}: no sha256/md5 given; refusing an unverified download "
-                         f"(pass allow_unverified=True / --allow-unverified to accept it)")
-    if dest.exists():
-        if sha256 or md5:
-            verify_file(dest, sha256=sha256, md5=md5)
+    if _already_there(url, dest, sha256, md5, allow_unverified):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -173,6 +168,24 @@ def download_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None
                 raise ConnectionError(f"{url}: download failed after {retries + 1} attempts "
                                       f"({exc}); rerun to resume from {part}") from None
             time.sleep(backoff * 2**attempt)
+    return _verify_and_promote(part, dest, sha256, md5)
+
+
+def _already_there(what: str, dest: Path, sha256: str | None, md5: str | None,
+                   allow_unverified: bool) -> bool:
+    """Refuse an unverifiable download; True when ``dest`` already holds the (verified) file."""
+    if not (sha256 or md5 or allow_unverified):
+        raise ValueError(f"{what}: no sha256/md5 given; refusing an unverified download "
+                         f"(pass allow_unverified=True / --allow-unverified to accept it)")
+    if dest.exists():
+        if sha256 or md5:
+            verify_file(dest, sha256=sha256, md5=md5)
+        return True
+    return False
+
+
+def _verify_and_promote(part: Path, dest: Path, sha256: str | None, md5: str | None) -> Path:
+    """Verify the finished ``.part`` file (deleting it if wrong), then rename it to ``dest``."""
     if sha256 or md5:
         try:
             verify_file(part, sha256=sha256, md5=md5)
@@ -188,12 +201,7 @@ def download_gdrive(file_id: str, dest: str | os.PathLike, *, sha256: str | None
                     allow_unverified: bool = False) -> Path:
     """Download a Google Drive file by id with ``gdown`` (resumable), then verify it."""
     dest = Path(dest)
-    if not (sha256 or md5 or allow_unverified):
-        raise ValueError(f"Google Drive id {file_id}: no sha256/md5 given; refusing an "
-                         f"unverified download (allow_unverified=True to accept it)")
-    if dest.exists():
-        if sha256 or md5:
-            verify_file(dest, sha256=sha256, md5=md5)
+    if _already_there(f"Google Drive id {file_id}", dest, sha256, md5, allow_unverified):
         return dest
     import gdown
 
@@ -203,14 +211,7 @@ def download_gdrive(file_id: str, dest: str | os.PathLike, *, sha256: str | None
     if not out or not part.exists():
         raise ConnectionError(f"Google Drive id {file_id}: download failed (gdown returned "
                               f"{out!r}); check the id and that the file is shared publicly")
-    if sha256 or md5:
-        try:
-            verify_file(part, sha256=sha256, md5=md5)
-        except ValueError:
-            part.unlink(missing_ok=True)
-            raise
-    os.replace(part, dest)
-    return dest
+    return _verify_and_promote(part, dest, sha256, md5)
 
 
 def download(source: str, dest: str | os.PathLike, **kwargs) -> Path:
