@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["in_colab", "runtime_report", "use_google_drive"]
 
-GPU_HINT = ("No GPU: on Colab choose Runtime > Change runtime type > GPU (T4 or better), "
+GPU_HINT = ("No GPU. On Colab: Runtime > Change runtime type > GPU (T4 or better),\n"
             "then Runtime > Run all. On a CPU the notebooks use the 'quick' profile.")
 
 
@@ -33,7 +33,8 @@ def runtime_report() -> str:
         lines.append(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
                      f"bf16 {'yes' if torch.cuda.is_bf16_supported() else 'no'}")
     else:
-        lines.append(f"CPU only ({os.cpu_count()} cores). " + GPU_HINT)
+        lines.append(f"CPU only ({os.cpu_count()} cores).")
+        lines.append(GPU_HINT)
     return "\n".join(lines)
 
 
