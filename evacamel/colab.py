@@ -31,7 +31,7 @@ def runtime_report() -> str:
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         lines.append(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
-                     f"bf16 {'yes' if torch.cuda.is_bf16_supported() else 'no'}")
+                     f"native bf16 {'yes' if props.major >= 8 else 'no (fp16 with a grad scaler)'}")
     else:
         lines.append(f"CPU only ({os.cpu_count()} cores).")
         lines.append(GPU_HINT)

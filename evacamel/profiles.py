@@ -11,8 +11,8 @@ Profiles:
     CPU, CI and a book built on a laptop: 1,600 small samples (128 px on disk, 64 px
     into a width-16 U-Net), about a minute and a half of training on two cores.
 ``cpu``
-    The longest run that still makes sense on a laptop CPU (about ten minutes of
-    training on two cores): enough data and width to reach a useful model.
+    A real model on a laptop CPU: about 4.5 minutes of training on two cores (plus ~20 s
+    to make the data) to mask IoU 0.86 and depth SSIM 0.94 on held-out scenes.
 ``full``
     A CUDA GPU (Colab or better) at the seed's sizes: 100 backgrounds x 100 camels,
     1024 px sources, 256 px model input, the exact seed U-Net (width 64).
@@ -111,7 +111,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="laptop CPU, about ten minutes of training on 2 cores",
+        description="laptop CPU: about 4.5 minutes of training on 2 cores to a useful model",
         n_backgrounds=60,
         n_camels=60,
         samples=4000,

@@ -160,3 +160,25 @@ def test_a_given_complete_dataset_is_used_as_it_is(tmp_path):
     data = load_data(cfg, torch.device("cpu"))
     assert len(data.train_set) + len(data.test_set) == 16
     assert data.train_set[0]["image"].shape == (6, 64, 64)
+
+
+def test_resume_takes_where_and_how_but_refuses_what_changes_the_result(tmp_path):
+    _run(tmp_path / "run", stop_after_steps=3, checkpoint_every=1)
+    ckpt = tmp_path / "run" / "last.pt"
+    moved = Trainer.resume(ckpt, fake_data(), progress=False, verbose=False,
+                           changes={"data": str(tmp_path / "elsewhere"), "checkpoint_every": 7})
+    assert moved.cfg.data == str(tmp_path / "elsewhere") and moved.cfg.checkpoint_every == 7
+    with pytest.raises(ValueError, match="cannot change lr"):
+        Trainer.resume(ckpt, fake_data(), progress=False, verbose=False, changes={"lr": 0.5})
+
+
+def test_auto_amp_is_bf16_only_where_it_is_native(monkeypatch):
+    from evacamel.train import resolve_amp
+
+    cuda = torch.device("cuda")
+    assert resolve_amp("auto", torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # T4
+    assert resolve_amp("auto", cuda) is torch.float16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # H100
+    assert resolve_amp("auto", cuda) is torch.bfloat16
+    assert resolve_amp("fp16", cuda) is torch.float16 and resolve_amp("off", cuda) is None

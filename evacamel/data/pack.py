@@ -93,8 +93,11 @@ def source_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
         if not parts:
             raise FileNotFoundError(f"{root}: no {INDEX_NAME} and no zip parts")
         src = ZipSource(parts)
-        index = src.index_text().encode("utf-8")
-        meta_bytes = src.read("meta.json") if "meta.json" in src.members else None
+        try:
+            index = src.index_text().encode("utf-8")
+            meta_bytes = src.read("meta.json") if "meta.json" in src.members else None
+        finally:
+            src.close()
     meta: dict[str, Any] = json.loads(meta_bytes) if meta_bytes else {}
     meta.pop("stats", None)
     meta.pop("zip_parts", None)  # the same files packed differently

@@ -93,7 +93,7 @@ class Histograms:
         v = values.reshape(-1)
         if v.dtype == torch.uint16:
             v = v.to(torch.int32)
-        self.counts[kind][channel] += torch.bincount(v, minlength=_BINS[kind]).numpy()
+        self.counts[kind][channel] += torch.bincount(v, minlength=_BINS[kind]).cpu().numpy()
 
     def add_sample(self, image: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor) -> None:
         """One sample: image uint8 ``6 x S x S``, mask uint8 ``1 x s x s``, depth uint16."""
