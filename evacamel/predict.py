@@ -241,13 +241,11 @@ def _batches(model: LoadedModel, dataset: Dataset, batch_size: int, progress: bo
              indices: Sequence[int] | None = None):
     from tqdm.auto import tqdm
 
-    from evacamel.data.io import collate_samples
+    from evacamel.data.dataset import collate_for
 
     subset = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
-    # A packed cache returns whole batch dicts (also through Subset); files return samples.
-    packed = callable(getattr(dataset, "__getitems__", None))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False,
-                        collate_fn=(lambda b: b) if packed else collate_samples,
+                        collate_fn=collate_for(dataset),
                         pin_memory=model.device.type == "cuda")
     for batch in tqdm(loader, disable=not progress, desc="evaluate", unit="batch", leave=False):
         batch = {k: v.to(model.device, non_blocking=True) for k, v in batch.items()}

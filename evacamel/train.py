@@ -250,8 +250,7 @@ def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None
     """The profile's dataset as :class:`TrainData`: built if missing, packed at the run's
     input size, normalised with the training split's statistics (rank 0 prepares, the
     other processes wait)."""
-    from evacamel.data.dataset import open_dataset
-    from evacamel.data.io import collate_samples
+    from evacamel.data.dataset import collate_for, open_dataset
     from evacamel.data.pack import ensure_packed
     from evacamel.data.stats import ensure_stats
     from evacamel.data.store import ensure_dataset, is_complete
@@ -282,14 +281,8 @@ def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None
         train_set=sets[0], test_set=sets[1],
         train_transform=train_tf.to(device), eval_transform=EvalTransform(stats).to(device),
         mean=mean.flatten().tolist(), std=std.flatten().tolist(),
-        collate_fn=_identity if callable(getattr(sets[0], "__getitems__", None))
-        else collate_samples,
+        collate_fn=collate_for(sets[0]),
     )
-
-
-def _identity(batch: Any) -> Any:
-    """Collate for datasets that return whole batch dicts (the packed cache)."""
-    return batch
 
 
 def stats_from_normalization(mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:

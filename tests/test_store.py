@@ -364,3 +364,22 @@ def test_worker_reuses_sprites_and_its_composite(reference: Path):
     assert a.rgba.dtype == torch.float32 and float(a.rgba.max()) <= 1.0
     assert worker.composite(64) is worker.composite(64)
     assert worker.composite(32).fg_bg.shape == (1, 3, 32, 32)
+
+
+def test_folder_lock_takes_over_dead_and_empty_locks(tmp_path):
+    import os
+    import time
+
+    from evacamel.data.atomic import folder_lock
+
+    folder = tmp_path / "ds"
+    lock = tmp_path / "ds.lock"
+    lock.write_text("999999999")  # a pid that is not running
+    with folder_lock(folder, poll_s=0.01):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()
+    lock.write_text("")  # left empty by a process killed right after creating it
+    old = time.time() - 120
+    os.utime(lock, (old, old))
+    with folder_lock(folder, poll_s=0.01):
+        assert lock.read_text() == str(os.getpid())

@@ -83,7 +83,13 @@ def folder_lock(folder: Path, poll_s: float = 0.5) -> Iterator[None]:
                 pid = int(lock.read_text().strip() or 0)
             except (OSError, ValueError):
                 pid = 0
-            if pid and not pid_alive(pid):
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except OSError:
+                continue  # released meanwhile
+            # A dead holder's lock, or one left empty by a process killed between creating
+            # and writing it, is taken over (the build it guarded resumes).
+            if (pid and not pid_alive(pid)) or (not pid and age > 60):
                 with contextlib.suppress(OSError):
                     lock.unlink()
                 continue

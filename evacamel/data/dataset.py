@@ -26,7 +26,7 @@ import csv
 import io
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -336,6 +336,17 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
+def returns_batches(dataset: Dataset) -> bool:
+    """True for datasets that hand out whole batch dicts (``__getitems__``: the packed cache,
+    also through ``Subset``), False for per-sample datasets (folders, zip parts)."""
+    return callable(getattr(dataset, "__getitems__", None))
+
+
+def collate_for(dataset: Dataset) -> Callable[[Any], dict[str, torch.Tensor]]:
+    """The ``collate_fn`` a DataLoader over ``dataset`` needs (picklable, for workers)."""
+    return _identity if returns_batches(dataset) else collate_samples
+
+
 def make_loader(profile: Profile | str | None, split: str, *,
                 root: str | os.PathLike | None = None, batch_size: int | None = None,
                 shuffle: bool | None = None, num_workers: int | None = None,
@@ -379,7 +390,7 @@ def make_loader(profile: Profile | str | None, split: str, *,
                            output_size=profile.output_size, prefer=prefer)
     batch_size = int(batch_size or profile.batch_size)
     shuffle = (split == "train") if shuffle is None else shuffle
-    packed = hasattr(dataset, "__getitems__")
+    packed = returns_batches(dataset)
     if num_workers is None:
         num_workers = 0 if packed else profile.num_workers
     num_workers = int(num_workers)

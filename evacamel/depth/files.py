@@ -19,7 +19,8 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 
 from evacamel.data.atomic import atomic_write as atomic_write_bytes  # noqa: F401 (re-exported)
 from evacamel.data.atomic import write_json
-from evacamel.data.depth_units import meters_to_png, png_to_meters
+from evacamel.data.depth_units import png_to_meters
+from evacamel.data.encoding import encode_depth
 
 __all__ = ["read_depth_png", "write_depth_png", "read_rgb", "read_meta", "write_meta",
            "read_index_columns", "atomic_write_bytes", "resize_depth"]
@@ -43,13 +44,8 @@ def read_depth_png(path: str | os.PathLike) -> torch.Tensor:
 
 def write_depth_png(path: str | os.PathLike, depth_m: torch.Tensor) -> None:
     """``H x W`` or ``1 x H x W`` meters -> 16-bit PNG (``round(m * 64)``), written atomically."""
-    path = Path(path)
-    arr = meters_to_png(depth_m.detach().float().cpu().reshape(depth_m.shape[-2:]))
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)  # as data.store: fast, barely larger
-    atomic_write_bytes(path, buf.getvalue())
+    # The dataset writer's encoder, so rewritten maps are encoded like written ones.
+    atomic_write_bytes(Path(path), encode_depth(depth_m.detach().float().cpu().reshape(depth_m.shape[-2:])))
 
 
 def read_rgb(path: str | os.PathLike) -> torch.Tensor:
