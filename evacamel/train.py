@@ -399,10 +399,11 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                 for k, v in batch.items()}
 
-    def _forward(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, model: nn.Module, x: torch.Tensor, *, amp: bool = True
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.amp_dtype):
+        with autocast(self.device, self.amp_dtype if amp else None):
             out = model(x)
         mask_logits, depth = split_outputs(out.float())
         return mask_logits, depth
@@ -477,7 +478,9 @@ class Trainer:
         """Loss terms and the full metric set on ``dataset`` (default: the test split).
 
         Each process evaluates its shard; the sums are all-reduced, so every process gets
-        the exact values of the whole split.
+        the exact values of the whole split. The forward pass runs in fp32 (no autocast),
+        as ``evacamel evaluate`` does, so a checkpoint's recorded metrics are the ones that
+        command reports.
         """
         dataset = self.data.test_set if dataset is None else dataset
         model = self.raw_model
@@ -488,7 +491,7 @@ class Trainer:
         loader = self._loader(dataset, sampler, self.cfg.seed)
         for batch in _progress(loader, self.progress, desc="  test", unit="batch", leave=False):
             x, mask, depth = self.data.eval_transform(self._to_device(batch))
-            mask_logits, depth_pred = self._forward(model, x)
+            mask_logits, depth_pred = self._forward(model, x, amp=False)
             terms = self.loss_fn(mask_logits, depth_pred, mask, depth)
             acc.update(mask_logits, depth_pred, mask, depth)
             n = x.shape[0]
