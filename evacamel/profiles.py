@@ -91,7 +91,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        description="CPU / CI: 1,600 128 px samples, 64 px input, narrow model, ~1.5 min of training",
+        description="CPU / CI: 1,600 small samples, 64 px input, width-16 U-Net",
         n_backgrounds=40,
         n_camels=40,
         samples=1600,
