@@ -134,17 +134,11 @@ def _as_image(img: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
 def prepare_pair(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int) -> torch.Tensor:
     """Two RGB images (uint8 or float in [0, 1], ``3 x H x W``, same size) -> uint8
     ``1 x 6 x S x S``, area-resized exactly as the training data were."""
-    from evacamel.data.io import resize_area, to_uint8
+    from evacamel.data.io import make_image
 
     if bg.shape != fg_bg.shape:
         raise ValueError(f"bg {tuple(bg.shape)} and fg_bg {tuple(fg_bg.shape)} differ in size")
-
-    def as255(x: torch.Tensor) -> torch.Tensor:
-        return x.float() if x.dtype == torch.uint8 else x.float() * 255.0
-
-    image = torch.cat([resize_area(as255(bg)[None], input_size),
-                       resize_area(as255(fg_bg)[None], input_size)], dim=1)
-    return to_uint8(image)
+    return make_image(bg[None], fg_bg[None], input_size)
 
 
 def _resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -35,6 +35,7 @@ from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, 
                               SequentialSampler)
 
 from evacamel.data.io import collate_samples, decode_image_bytes, make_sample
+from evacamel.data.layout import INDEX_NAME
 from evacamel.profiles import Profile, get_profile
 
 __all__ = [
@@ -59,7 +60,6 @@ DATASET_FOLDERS = ("bg", "fg", "fg_bg", "mask", "depth", "bg_depth")
 """Top-level folders of the on-disk format; a zip member's path is taken from the first
 of these it contains, so ``dataset_3/fg_bg/img_00000001.jpg`` is ``fg_bg/img_00000001.jpg``."""
 
-INDEX_NAME = "dataset_info.csv"
 _COLUMNS = ("fg_bg_paths", "mask_paths", "selected_bg_paths", "depth_map_paths")
 
 

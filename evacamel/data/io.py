@@ -35,6 +35,7 @@ __all__ = [
     "read_image",
     "resize_area",
     "to_uint8",
+    "make_image",
     "target_to_uint16",
     "make_batch",
     "make_sample",
@@ -135,6 +136,13 @@ def _as_float255(x: torch.Tensor) -> torch.Tensor:
     return x.float() * 255.0
 
 
+def make_image(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int) -> torch.Tensor:
+    """The model's input: ``B x 3 x H x W`` bg and fg_bg (uint8 or float in [0, 1]) ->
+    uint8 ``B x 6 x S x S``, each area-resized once (training data and prediction alike)."""
+    return to_uint8(torch.cat([resize_area(_as_float255(bg), input_size),
+                               resize_area(_as_float255(fg_bg), input_size)], dim=1))
+
+
 def make_batch(bg: torch.Tensor, fg_bg: torch.Tensor, mask: torch.Tensor,
                depth: torch.Tensor, input_size: int, output_size: int, *,
                depth_is_png: bool = False) -> dict[str, torch.Tensor]:
@@ -152,12 +160,10 @@ def make_batch(bg: torch.Tensor, fg_bg: torch.Tensor, mask: torch.Tensor,
         ``{"image": uint8 B x 6 x S x S, "mask": uint8 B x 1 x s x s,
         "depth": uint16 B x 1 x s x s}`` on the inputs' device.
     """
-    image = torch.cat([resize_area(_as_float255(bg), input_size),
-                       resize_area(_as_float255(fg_bg), input_size)], dim=1)
     mask_out = resize_area(_as_float255(mask), output_size)
     meters = png_to_meters(depth) if depth_is_png else depth.float()
     target = resize_area(meters_to_target(meters), output_size)
-    return {"image": to_uint8(image), "mask": to_uint8(mask_out),
+    return {"image": make_image(bg, fg_bg, input_size), "mask": to_uint8(mask_out),
             "depth": target_to_uint16(target)}
 
 

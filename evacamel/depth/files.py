@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_image, read_file
 
 from evacamel.data.atomic import atomic_write as atomic_write_bytes  # noqa: F401 (re-exported)
 from evacamel.data.atomic import write_json
 from evacamel.data.depth_units import png_to_meters
+from evacamel.data.io import read_image
 from evacamel.data.encoding import encode_depth
 
 __all__ = ["read_depth_png", "write_depth_png", "read_rgb", "read_meta", "write_meta",
@@ -49,14 +49,8 @@ def write_depth_png(path: str | os.PathLike, depth_m: torch.Tensor) -> None:
 
 
 def read_rgb(path: str | os.PathLike) -> torch.Tensor:
-    """An image file (JPEG/PNG) -> ``3 x H x W`` uint8."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except RuntimeError as exc:
-        raise ValueError(f"cannot decode image {path}: {exc}") from None
+    """An image file (JPEG/PNG) -> ``3 x H x W`` uint8 (the data pipeline's decoder)."""
+    return read_image(path, channels=3)
 
 
 def read_meta(root: Path) -> dict:
