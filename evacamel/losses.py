@@ -50,7 +50,7 @@ def camel_loss(mask_logits: torch.Tensor, depth_pred: torch.Tensor, mask_target:
         mask_logits: ``B x 1 x H x W`` float, any range (logits).
         depth_pred: ``B x 1 x H x W`` float, the predicted depth target (ideally [0, 1]).
         mask_target: ``B x 1 x H x W`` float in [0, 1] (soft at area-resized edges).
-        depth_target: ``B x 1 x H x W`` float in [0, 1] (:mod:`evacamel.data.depth_units`).
+        depth_target: ``B x 1 x H x W`` float in [0, 1] (:mod:`evacamel.depth_units`).
     """
     # Losses in fp32 even under autocast: SSIM's variances lose precision in half.
     mask_logits, depth_pred = mask_logits.float(), depth_pred.float()

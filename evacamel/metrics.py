@@ -8,7 +8,7 @@ Mask (prediction = ``sigmoid(logits) > threshold``, target = ``target >= 0.5``):
 * ``mask_dice``: 2 |P n T| / (|P| + |T|).
 
 Depth (prediction and target in the [0, 1] target space of
-:mod:`evacamel.data.depth_units`, log depth with near = 1):
+:mod:`evacamel.depth_units`, log depth with near = 1):
 
 * ``depth_ssim``: mean structural similarity (Gaussian window 11, sigma 1.5,
   ``data_range`` 1, over the interior where the window fits: the same as
@@ -33,7 +33,7 @@ import math
 import kornia
 import torch
 
-from evacamel.data.depth_units import FAR_M, target_to_meters
+from evacamel.depth_units import FAR_M, target_to_meters
 
 __all__ = [
     "binarize",

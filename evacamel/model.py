@@ -73,7 +73,7 @@ class CamelUNet(nn.Module):
     Shape:
         input ``B x in_channels x S x S`` float, ``S`` a multiple of 32;
         output ``B x 2 x S/2 x S/2``: channel 0 mask logits, channel 1 depth (linear,
-        trained towards the [0, 1] target of :mod:`evacamel.data.depth_units`).
+        trained towards the [0, 1] target of :mod:`evacamel.depth_units`).
     """
 
     def __init__(self, width: int = 64, in_channels: int = 6) -> None:

@@ -9,11 +9,11 @@ size) and the input normalisation, so everything here needs only its path::
     predict_files(model, "bg.jpg", "fg_bg.jpg", out_dir="out/")   # PNGs on disk
 
 Prediction on an image pair of any size: both images are resized to the model's input
-size with area filtering (as the training data were made, :func:`evacamel.data.io.
+size with area filtering (as the training data were made, :func:`evacamel.loading.batch.
 make_batch`), stacked and normalised as in training, run through the model, and the
 outputs are resized back (bilinear, antialiased) to the input's ``H x W``. The mask is
 written as an 8-bit PNG (0/255), the depth as a 16-bit PNG in meters * 64
-(:mod:`evacamel.data.depth_units`), plus a colour preview of the depth.
+(:mod:`evacamel.depth_units`), plus a colour preview of the depth.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from evacamel.checkpoint import load_checkpoint
-from evacamel.data.atomic import atomic_write
-from evacamel.data.depth_units import FAR_M, NEAR_M, target_to_meters
+from evacamel.dataset.atomic import atomic_write
+from evacamel.depth_units import FAR_M, NEAR_M, target_to_meters
 from evacamel.metrics import (METRIC_NAMES, MetricAccumulator, per_sample_depth_ssim,
                               per_sample_iou)
 from evacamel.model import CamelUNet, split_outputs
@@ -58,7 +58,7 @@ class LoadedModel:
     """The checkpoint's ``config``, ``best``, ``metrics``, ``epoch`` and ``global_step``."""
 
     def __post_init__(self) -> None:
-        from evacamel.data.transforms import EvalTransform
+        from evacamel.loading.transforms import EvalTransform
         from evacamel.train import stats_from_normalization
 
         self.transform = EvalTransform(stats_from_normalization(self.mean, self.std),
@@ -122,7 +122,7 @@ class Prediction:
 def _as_image(img: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
     """A ``3 x H x W`` uint8 or float [0, 1] tensor, or an image file -> ``3 x H x W`` tensor."""
     if isinstance(img, (str, os.PathLike)):
-        from evacamel.data.io import read_image
+        from evacamel.dataset.codec import read_image
 
         return read_image(img, channels=3)
     if not isinstance(img, torch.Tensor) or img.ndim != 3 or img.shape[0] != 3:
@@ -134,7 +134,7 @@ def _as_image(img: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
 def prepare_pair(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int) -> torch.Tensor:
     """Two RGB images (uint8 or float in [0, 1], ``3 x H x W``, same size) -> uint8
     ``1 x 6 x S x S``, area-resized exactly as the training data were."""
-    from evacamel.data.io import make_image
+    from evacamel.loading.batch import make_image
 
     if bg.shape != fg_bg.shape:
         raise ValueError(f"bg {tuple(bg.shape)} and fg_bg {tuple(fg_bg.shape)} differ in size")
@@ -189,7 +189,7 @@ def predict_files(model: LoadedModel | str | os.PathLike, bg: str | os.PathLike,
 
     from PIL import Image
 
-    from evacamel.data.encoding import encode_depth, encode_mask
+    from evacamel.dataset.codec import encode_depth, encode_mask
     from evacamel.viz import depth_to_rgb
 
     fg_bg = Path(fg_bg)
@@ -220,10 +220,10 @@ def open_split(model: LoadedModel, data: str | os.PathLike | Dataset | None = No
     folder (packed cache, files or zip parts), or ``None`` for the checkpoint profile's."""
     if isinstance(data, Dataset):
         return data
-    from evacamel.data.dataset import open_dataset
+    from evacamel.loading.loader import open_dataset
 
     if data is None:
-        from evacamel.data.store import ensure_dataset
+        from evacamel.dataset.write import ensure_dataset
 
         profile = (model.info.get("config") or {}).get("profile") or "quick"
         cfg_data = (model.info.get("config") or {}).get("data")
@@ -235,7 +235,7 @@ def _batches(model: LoadedModel, dataset: Dataset, batch_size: int, progress: bo
              indices: Sequence[int] | None = None):
     from tqdm.auto import tqdm
 
-    from evacamel.data.dataset import collate_for
+    from evacamel.loading.loader import collate_for
 
     subset = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False,
@@ -353,11 +353,11 @@ def render_new_pairs(profile: Any = None, n: int = 4, *, size: int | None = None
     """
     import json
 
-    from evacamel.data.compose import compose, sample_placements
-    from evacamel.data.plan import derive_seed
+    from evacamel.world.compose import compose, sample_placements
+    from evacamel.dataset.plan import derive_seed
     from evacamel.profiles import get_profile
-    from evacamel.synth.background import render_backgrounds
-    from evacamel.synth.camel import render_camels
+    from evacamel.world.background import render_backgrounds
+    from evacamel.world.camel import render_camels
 
     p = get_profile(profile)
     size = size or p.source_size

@@ -19,7 +19,7 @@ The speed techniques, each a :class:`TrainConfig` field:
 * cudnn autotuning (``torch.backends.cudnn.benchmark``) on CUDA: fixed input sizes.
 * ``compile``: ``torch.compile`` (off by default: it takes a minute to compile).
 * Batches travel as uint8 (4x less than float32) in pinned memory, copied with
-  ``non_blocking=True``, and become floats on the device (:mod:`evacamel.data.transforms`).
+  ``non_blocking=True``, and become floats on the device (:mod:`evacamel.loading.transforms`).
 
 Checkpoints (:mod:`evacamel.checkpoint`): ``last.pt`` every ``checkpoint_every`` steps
 and at the end of each epoch, ``best.pt`` when the one declared ``best_metric``
@@ -60,7 +60,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from evacamel import paths
 from evacamel.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from evacamel.data.atomic import atomic_write
+from evacamel.dataset.atomic import atomic_write
 from evacamel.distributed import (DistInfo, EpochSampler, ShardSampler, all_reduce_sum,
                                   barrier, init_distributed)
 from evacamel.losses import CamelLoss, LossTerms
@@ -120,7 +120,7 @@ class TrainConfig:
     dssim_weight: float = 100.0
     l1_weight: float = 0.1
     augment: str = "auto"
-    """Training augmentation (:class:`evacamel.data.transforms.TrainTransform`): ``full``
+    """Training augmentation (:class:`evacamel.loading.transforms.TrainTransform`): ``full``
     (flips and colour jitter), ``flip`` (flips only), ``off``; ``auto`` is ``full`` on CUDA
     and ``flip`` on CPU, where kornia's colour jitter costs more than a training step."""
     # speed
@@ -250,11 +250,12 @@ def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None
     """The profile's dataset as :class:`TrainData`: built if missing, packed at the run's
     input size, normalised with the training split's statistics (rank 0 prepares, the
     other processes wait)."""
-    from evacamel.data.dataset import collate_for, open_dataset
-    from evacamel.data.pack import ensure_packed
-    from evacamel.data.stats import ensure_stats
-    from evacamel.data.store import ensure_dataset, is_complete
-    from evacamel.data.transforms import EvalTransform, TrainTransform, normalization_from_stats
+    from evacamel.loading.loader import collate_for, open_dataset
+    from evacamel.loading.pack import ensure_packed
+    from evacamel.loading.stats import ensure_stats
+    from evacamel.dataset.write import ensure_dataset
+    from evacamel.dataset.format import is_complete
+    from evacamel.loading.transforms import EvalTransform, TrainTransform, normalization_from_stats
 
     profile = cfg.data_profile()
     dist_info = dist_info or DistInfo()

@@ -226,7 +226,7 @@ def show_predictions(samples: dict[str, torch.Tensor], *, suptitle: str | None =
     composite, the true mask and the predicted one as overlays, the true and predicted
     depth in one colour map (meters, log scale 1..1000 m, near = bright).
     """
-    from evacamel.data.depth_units import FAR_M, NEAR_M, target_to_meters
+    from evacamel.depth_units import FAR_M, NEAR_M, target_to_meters
 
     n = samples["fg_bg"].shape[0]
 
@@ -285,7 +285,7 @@ def show_samples(samples: Sequence[dict], *, suptitle: str | None = None,
                  size: float = 2.2) -> plt.Figure:
     """Dataset samples as columns; rows ``bg``, ``fg_bg``, mask over ``fg_bg``, ``depth``.
 
-    Each sample is a dict as :func:`evacamel.data.store.load_sample` returns: ``bg`` and
+    Each sample is a dict as :func:`evacamel.dataset.format.load_sample` returns: ``bg`` and
     ``fg_bg`` ``3 x H x W`` (uint8 or float in [0, 1]), ``mask`` ``1 x H x W`` in [0, 1],
     ``depth`` meters ``1 x h x w`` or ``None`` (the depth row is left out if any is
     missing). Depth colours share one log range, 1 m (bright) to 1000 m (dark).
@@ -304,7 +304,7 @@ def show_samples(samples: Sequence[dict], *, suptitle: str | None = None,
 # -- dataset statistics (notebook 03) -------------------------------------------------------
 
 def plot_value_histograms(hist: "object", *, title: str | None = None) -> plt.Figure:
-    """Pixel-value and depth histograms from :func:`evacamel.data.stats.compute_histograms`.
+    """Pixel-value and depth histograms from :func:`evacamel.loading.stats.compute_histograms`.
 
     Panels: bg and fg_bg values per channel (0..255), mask values (log counts: almost all
     0, a few 255, fractional edges between), and depth in meters (log axis, from the
@@ -312,7 +312,7 @@ def plot_value_histograms(hist: "object", *, title: str | None = None) -> plt.Fi
     """
     import matplotlib.ticker as mpl_ticker
 
-    from evacamel.data.depth_units import target_to_meters
+    from evacamel.depth_units import target_to_meters
 
     counts = hist.counts  # type: ignore[attr-defined]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
@@ -359,7 +359,7 @@ def plot_mask_coverage(coverage: np.ndarray, *, title: str | None = None) -> plt
 def plot_camel_placements(rows: Sequence[dict], source_size: int, *,
                           title: str | None = None) -> plt.Figure:
     """Camel size (box side / image side), distance and visible share, per split, from
-    ``dataset_info.csv`` rows (:func:`evacamel.data.store.read_index`)."""
+    ``dataset_info.csv`` rows (:func:`evacamel.dataset.format.read_index`)."""
     import matplotlib.ticker as mpl_ticker
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from evacamel.data.io import collate_samples
+from evacamel.loading.batch import collate_samples
 from evacamel.train import TrainConfig, TrainData
 
 SIZE = 32

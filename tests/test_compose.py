@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from evacamel.data.compose import SEED_SIDE_RANGE, Composite, Placement, compose, sample_placements
-from evacamel.data.depth_units import FAR_M
-from evacamel.data.enhance import clahe
-from evacamel.synth import Backgrounds, Camera, CamelSprite, render_backgrounds, render_camels
+from evacamel.world.compose import SEED_SIDE_RANGE, Composite, Placement, compose, sample_placements
+from evacamel.depth_units import FAR_M
+from evacamel.world.enhance import clahe
+from evacamel.world import Backgrounds, Camera, CamelSprite, render_backgrounds, render_camels
 
 S = 64
 
@@ -164,7 +164,7 @@ def test_clahe_keeps_shape_and_range_and_raises_contrast():
 # -- the box-only compose against a straightforward full-image reference ----------------
 def _reference_compose(bgs: Backgrounds, sprites, placements, mode: str) -> Composite:
     """Full-image compose without contact shadows: every step on whole S x S images."""
-    from evacamel.data.compose import _resample_sprite
+    from evacamel.world.compose import _resample_sprite
 
     B, _, H_img, W_img = bgs.rgb.shape
     rgb, depth = bgs.rgb.clone(), bgs.depth.clone()

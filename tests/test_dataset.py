@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from evacamel.bench.loader import write_sample_dataset
-from evacamel.data.dataset import (FolderDataset, ZipDataset, find_zip_parts, make_loader,
-                                   open_dataset)
-from evacamel.data.depth_units import meters_to_target, png_to_meters
-from evacamel.data.io import collate_samples
-from evacamel.data.pack import PackedDataset, pack_dataset
+from evacamel.loading.files import FolderDataset, ZipDataset, find_zip_parts
+from evacamel.loading.loader import make_loader, open_dataset
+from evacamel.depth_units import meters_to_target, png_to_meters
+from evacamel.loading.batch import collate_samples
+from evacamel.loading.pack import PackedDataset, pack_dataset
 from evacamel.profiles import get_profile
 
 S = 32  # input size for 64 px files: a factor-2 area resize, output 16 (factor 4)
@@ -153,7 +153,7 @@ def test_make_loader_batches_and_defaults(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_against_write_dataset_and_its_zip_parts(tmp_path):
-    from evacamel.data.store import write_dataset
+    from evacamel.dataset.write import write_dataset
 
     p = get_profile("quick").replace(n_backgrounds=4, n_camels=4, samples=12, source_size=64,
                                      depth_size=64, camel_size=64, input_size=S)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from evacamel.data.depth_units import FAR_M, NEAR_M, meters_to_target, target_to_meters
+from evacamel.depth_units import FAR_M, NEAR_M, meters_to_target, target_to_meters
 from evacamel.depth import (METRIC_DEPTH, RELATIVE_DEPTH, RELATIVE_DISPARITY, DepthModelUnavailable,
                             HFDepthEstimator, align_scale, align_scale_shift, build_tiny_depth_model,
                             depth_errors, depth_to_disparity, disparity_to_depth, evaluate_depth,

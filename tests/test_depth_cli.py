@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from evacamel.cli import main as cli_main
-from evacamel.data.depth_units import FAR_M, depth_meta, meters_to_png, meters_to_target, png_to_meters
+from evacamel.depth_units import FAR_M, depth_meta, meters_to_png, meters_to_target, png_to_meters
 from evacamel.depth import (RELATIVE_DISPARITY, ExactDepth, build_tiny_depth_model, read_depth_png,
                             rewrite_depth, seed_normalise)
 from evacamel.depth.estimators import HFDepthEstimator
@@ -237,7 +237,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_on_a_dataset_from_the_writer(tmp_path, tiny_model):
     """The real writer's output: rewritten by the tiny model, still loadable, then restored exactly."""
-    from evacamel.data.store import ensure_dataset, load_sample, write_dataset
+    from evacamel.dataset.write import ensure_dataset, write_dataset
+    from evacamel.dataset.format import load_sample
     from evacamel.profiles import get_profile
 
     profile = get_profile("quick").replace(n_backgrounds=4, n_camels=4, samples=6, source_size=32,

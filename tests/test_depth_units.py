@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from evacamel.data.depth_units import (FAR_M, NEAR_M, meters_to_png, meters_to_target,
+from evacamel.depth_units import (FAR_M, NEAR_M, meters_to_png, meters_to_target,
                                        png_to_meters, target_to_meters)
 
 

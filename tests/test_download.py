@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from evacamel.data import download as dl
-from evacamel.data.download import (ExtractLimits, check_archive, download_url, fetch,
+from evacamel.dataset import download as dl
+from evacamel.dataset.download import (ExtractLimits, check_archive, download_url, fetch,
                                     safe_extract, verify_and_extract)
-from evacamel.data.registry import REGISTRY, get_entry
+from evacamel.dataset.registry import REGISTRY, get_entry
 
 pytestmark = pytest.mark.network
 

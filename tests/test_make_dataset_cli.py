@@ -12,7 +12,7 @@ from PIL import Image
 
 from evacamel import profiles
 from evacamel.cli import main
-from evacamel.data.store import read_index, read_meta
+from evacamel.dataset.format import read_index, read_meta
 
 TINY = profiles.get_profile("quick").replace(
     name="tiny", n_backgrounds=4, n_camels=4, samples=24, source_size=64, depth_size=32,

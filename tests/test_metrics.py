@@ -5,7 +5,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from evacamel.data.depth_units import meters_to_target
+from evacamel.depth_units import meters_to_target
 from evacamel.metrics import (METRIC_NAMES, MetricAccumulator, depth_ssim, dice, iou,
                               per_sample_iou, pixel_accuracy, seed_depth_accuracy_to_ssim)
 

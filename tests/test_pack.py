@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-import evacamel.data.pack as pack
+import evacamel.loading.pack as pack
 from evacamel.bench.loader import write_sample_dataset
-from evacamel.data.dataset import FolderDataset
-from evacamel.data.pack import (PackedDataset, find_packed, pack_dataset, packed_dir,
+from evacamel.loading.files import FolderDataset
+from evacamel.loading.pack import (PackedDataset, find_packed, pack_dataset, packed_dir,
                                 read_manifest)
 
 S = 32

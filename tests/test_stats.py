@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from evacamel.bench.loader import write_sample_dataset
-from evacamel.data.dataset import FolderDataset
-from evacamel.data.pack import pack_dataset
-from evacamel.data.stats import (KINDS, SEED_STATS, Histograms, compute_stats, ensure_stats,
+from evacamel.loading.files import FolderDataset
+from evacamel.loading.pack import pack_dataset
+from evacamel.loading.stats import (KINDS, SEED_STATS, Histograms, compute_stats, ensure_stats,
                                  read_stats, stats_table)
 from evacamel.profiles import get_profile
 

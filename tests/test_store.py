@@ -1,4 +1,4 @@
-"""The on-disk dataset (evacamel.data.store): determinism, resume, split, bad inputs, shards."""
+"""The on-disk dataset (evacamel.dataset): determinism, resume, split, bad inputs, shards."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from evacamel.data.depth_units import PNG_STEPS_PER_M
-from evacamel.data.store import (INDEX_COLUMNS, WriteInterrupted, ensure_dataset, finalize_dataset,
-                                 load_sample, read_index, read_meta, read_sources, write_dataset)
+from evacamel.depth_units import PNG_STEPS_PER_M
+from evacamel.dataset.format import INDEX_COLUMNS, load_sample, read_index, read_meta, read_sources
+from evacamel.dataset.write import WriteInterrupted, ensure_dataset, finalize_dataset, write_dataset
 from evacamel.profiles import get_profile
 
 TINY = get_profile("quick").replace(n_backgrounds=6, n_camels=6, samples=40, source_size=64,
@@ -343,7 +343,7 @@ def test_depth_and_size_follow_the_distance(reference: Path):
 
 @pytest.mark.parametrize("src,size", [(64, 32), (96, 32), (64, 16), (64, 48), (64, 64)])
 def test_resize_depth_is_nearest_exact(src: int, size: int):
-    from evacamel.data.encoding import resize_depth
+    from evacamel.dataset.codec import resize_depth
 
     depth = torch.rand(1, src, src, generator=torch.Generator().manual_seed(src + size)) * 100
     want = torch.nn.functional.interpolate(depth[None], size=(size, size), mode="nearest-exact")[0]
@@ -353,8 +353,8 @@ def test_resize_depth_is_nearest_exact(src: int, size: int):
 
 
 def test_worker_reuses_sprites_and_its_composite(reference: Path):
-    from evacamel.data.plan import make_plan
-    from evacamel.data.worker import Worker
+    from evacamel.dataset.plan import make_plan
+    from evacamel.dataset.worker import Worker
 
     plan = make_plan(TINY, seed=None, source="procedural", mode=None, clahe=False, zip_parts=0,
                      chunk_size=CHUNK)
@@ -370,7 +370,7 @@ def test_folder_lock_takes_over_dead_and_empty_locks(tmp_path):
     import os
     import time
 
-    from evacamel.data.atomic import folder_lock
+    from evacamel.dataset.atomic import folder_lock
 
     folder = tmp_path / "ds"
     lock = tmp_path / "ds.lock"

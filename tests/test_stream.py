@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evacamel.data.stream import SyntheticStream, stream_seed
+from evacamel.loading.stream import SyntheticStream, stream_seed
 from evacamel.profiles import get_profile
 
 PROFILE = get_profile("quick").replace(input_size=32)
@@ -50,13 +50,13 @@ def test_refresh_renders_new_pool_members():
 
 
 def test_stream_seeds_differ_from_dataset_seeds():
-    from evacamel.data import store
+    from evacamel.dataset.plan import derive_seed
 
     ours = {stream_seed(0, "background", i) for i in range(200)}
     assert len(ours) == 200
-    if hasattr(store, "derive_seed"):
-        theirs = {store.derive_seed(0, k, i) % 2**31 for k in range(8) for i in range(200)}
-        assert not ours & theirs
+    theirs = {derive_seed(0, k, i) % 2**31 for k in range(8) for i in range(200)}
+    assert len(theirs) == 8 * 200
+    assert not ours & theirs
 
 
 def test_unlimited_has_no_len():

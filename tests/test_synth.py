@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from evacamel.data.depth_units import FAR_M
-from evacamel.synth import Camera, render_backgrounds, render_camels, sprite_from_cutout
-from evacamel.synth.background import sample_camera
+from evacamel.depth_units import FAR_M
+from evacamel.world import Camera, render_backgrounds, render_camels, sprite_from_cutout
+from evacamel.world.background import sample_camera
 
 
 @pytest.fixture(scope="module")

@@ -150,7 +150,7 @@ def test_bench_train_times_both_loops_with_the_real_training_step():
 
 def test_a_given_complete_dataset_is_used_as_it_is(tmp_path):
     """`evacamel train --data D` trains on D even when its counts differ from the profile's."""
-    from evacamel.data.store import write_dataset
+    from evacamel.dataset.write import write_dataset
     from evacamel.train import load_data
 
     other = get_profile("quick").replace(n_backgrounds=4, n_camels=4, samples=16, source_size=64,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evacamel.data.stats import DEFAULT_STATS
-from evacamel.data.transforms import (EvalTransform, TrainTransform, hflip_samples,
+from evacamel.loading.stats import DEFAULT_STATS
+from evacamel.loading.transforms import (EvalTransform, TrainTransform, hflip_samples,
                                       normalization_from_stats)
 
 STATS = {"bg": {"mean": [0.1, 0.2, 0.3], "std": [0.5, 0.25, 0.125]},

@@ -2,7 +2,7 @@
 
 The two sides do NOT do the same amount of work; the ratio is of rates, not of equal jobs:
 
-* **write_dataset**: :func:`evacamel.data.store.write_dataset` over all cores (or
+* **write_dataset**: :func:`evacamel.dataset.write.write_dataset` over all cores (or
   ``--workers``), per sample: a placement (perspective mode: on the terrain, visibility
   checked), antialiased premultiplied resampling, occlusion by nearer terrain, a contact
   shadow, the exact mask and the composite's exact depth; writes the JPEG composite, the
@@ -75,8 +75,9 @@ def pil_loop(root: Path, rows: list[dict], out: Path, image_format: str, jpeg_qu
 
 def main(args: argparse.Namespace) -> int:
     from evacamel.bench._timing import Measurement, print_comparison
-    from evacamel.data.store import WriteInterrupted, read_index, write_dataset
-    from evacamel.data.worker import default_workers
+    from evacamel.dataset.write import WriteInterrupted, write_dataset
+    from evacamel.dataset.format import read_index
+    from evacamel.dataset.worker import default_workers
     from evacamel.profiles import get_profile
 
     base = get_profile(args.profile)

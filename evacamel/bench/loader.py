@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from evacamel.bench._timing import Measurement, measure, print_comparison
-from evacamel.data.depth_units import FAR_M, depth_meta, meters_to_png
+from evacamel.depth_units import FAR_M, depth_meta, meters_to_png
 from evacamel.profiles import get_profile
 
 HELP = "loading: the seed's JPEG decoding vs the packed cache vs the synthetic stream"
@@ -204,7 +204,7 @@ def _timed(name: str, fn, *, warmup=None) -> tuple[Measurement, float]:
 
 def _stream_measure(profile, batch_size: int, seconds: float) -> tuple[Measurement, float] | None:
     try:
-        from evacamel.data.stream import SyntheticStream
+        from evacamel.loading.stream import SyntheticStream
 
         stream = iter(SyntheticStream(profile, batch_size=batch_size, seed=0, device="cpu"))
     except (ImportError, AttributeError, NotImplementedError) as exc:
@@ -221,8 +221,9 @@ def _stream_measure(profile, batch_size: int, seconds: float) -> tuple[Measureme
 
 
 def main(args: argparse.Namespace) -> int:
-    from evacamel.data.dataset import make_loader, read_rows
-    from evacamel.data.pack import MANIFEST, PackedDataset, pack_dataset, packed_dir
+    from evacamel.loading.loader import make_loader
+    from evacamel.loading.files import read_rows
+    from evacamel.loading.pack import MANIFEST, PackedDataset, pack_dataset, packed_dir
 
     profile = get_profile(args.profile)
     S, s = profile.input_size, profile.output_size

@@ -53,7 +53,7 @@ def _sync(device: torch.device):
 def measure_seed_loop(profile: Any = None, steps: int = 20, *, batch_size: int | None = None,
                       device: str | torch.device | None = None, warmup: int = 3) -> Measurement:
     """The seed's way: fp32, NCHW, normalised float inputs from pageable host memory."""
-    from evacamel.data.transforms import EvalTransform
+    from evacamel.loading.transforms import EvalTransform
     from evacamel.losses import CamelLoss
     from evacamel.model import CamelUNet, split_outputs
     from evacamel.profiles import get_profile
@@ -96,7 +96,7 @@ def measure_our_loop(profile: Any = None, steps: int = 20, *, batch_size: int | 
     """
     from torch.utils.data import TensorDataset
 
-    from evacamel.data.transforms import EvalTransform
+    from evacamel.loading.transforms import EvalTransform
     from evacamel.profiles import get_profile
     from evacamel.train import TrainConfig, TrainData, Trainer
 

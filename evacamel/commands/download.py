@@ -28,8 +28,8 @@ def main(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from evacamel.data.download import ExtractLimits, fetch, fetch_registered
-    from evacamel.data.registry import REGISTRY, registry_table
+    from evacamel.dataset.download import ExtractLimits, fetch, fetch_registered
+    from evacamel.dataset.registry import REGISTRY, registry_table
     from evacamel.paths import data_dir
 
     if args.list or not args.source:

@@ -10,7 +10,7 @@ Examples::
         --camels cutouts/ --camel-masks cutout_masks/
 
 Interrupted, rerun the same command: it finishes without redoing what is written.
-See :mod:`evacamel.data.store` for the layout and the guarantees.
+See :mod:`evacamel.dataset` for the layout and the guarantees.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from evacamel.data.store import read_meta, write_dataset
-    from evacamel.data.sources import FolderSources
+    from evacamel.dataset.format import read_meta
+    from evacamel.dataset.write import write_dataset
+    from evacamel.dataset.sources import FolderSources
     from evacamel.paths import dataset_dir
     from evacamel.profiles import get_profile
 

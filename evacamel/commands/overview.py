@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import io
 
-    from evacamel.data.atomic import atomic_write
+    from evacamel.dataset.atomic import atomic_write
     from evacamel.predict import load_model, predict_pair, render_new_pairs
     from evacamel.viz import depth_to_rgb, overlay_mask, show_rows
 

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from evacamel.data.pack import ensure_packed, pack_dataset, read_manifest
+    from evacamel.loading.pack import ensure_packed, pack_dataset, read_manifest
     from evacamel.profiles import get_profile
 
     profile = get_profile(args.profile)
@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         root = Path(args.root) if args.root else None
         if root is None:
-            from evacamel.data.store import ensure_dataset
+            from evacamel.dataset.write import ensure_dataset
 
             root = ensure_dataset(profile)
         if not root.is_dir():

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import time
 
-    from evacamel.data.stats import SEED_STATS, ensure_stats, stats_table
+    from evacamel.loading.stats import SEED_STATS, ensure_stats, stats_table
 
     t0 = time.perf_counter()
     stats = ensure_stats(args.profile, root=args.root, split=args.split,

@@ -19,7 +19,7 @@ Four parts, one module each:
 
 What a depth PNG holds
 ----------------------
-Always ``round(meters * 64)`` as 16-bit PNG (:mod:`evacamel.data.depth_units`), so every
+Always ``round(meters * 64)`` as 16-bit PNG (:mod:`evacamel.depth_units`), so every
 loader reads every dataset the same way. ``meta.json["depth"]["source"]`` says where the
 maps came from: ``"exact"`` (true meters), or a dict naming the estimator (``kind``,
 ``model``, ``output``), the ``normalisation`` and, in ``stored``, the exact mapping from
@@ -36,14 +36,14 @@ its output to the stored value (:mod:`evacamel.depth.storage`). By default:
 The training target
 -------------------
 The model learns :func:`meters_to_target` of the stored depth (re-exported here from
-:mod:`evacamel.data.depth_units`): log depth over the fixed range
+:mod:`evacamel.depth_units`): log depth over the fixed range
 ``[NEAR_M, FAR_M] = [1, 1000]`` m, inverted so near = 1, the same for every image::
 
     target = 1 - log(d / 1 m) / log(1000)       # 1 m -> 1, 10 m -> 0.667, sky -> 0
     d = target_to_meters(target)                # the inverse, for showing results in meters
 """
 
-from evacamel.data.depth_units import (FAR_M, NEAR_M, PNG_STEPS_PER_M, meters_to_png, meters_to_target,
+from evacamel.depth_units import (FAR_M, NEAR_M, PNG_STEPS_PER_M, meters_to_png, meters_to_target,
                                        png_to_meters, target_to_meters)
 from evacamel.depth.align import (METRIC_DEPTH, OUTPUT_KINDS, RELATIVE_DEPTH, RELATIVE_DISPARITY,
                                   DepthEvaluation, align_scale, align_scale_shift, depth_errors,

@@ -13,7 +13,7 @@ network predicts in), and only then measures the error:
 * depth outputs: fit ``s * pred + t`` to ``exact`` (depth space).
 
 Errors are then computed in meters over the *valid* pixels (:func:`valid_depth_mask`:
-finite, positive, nearer than the sky at :data:`~evacamel.data.depth_units.FAR_M`, and
+finite, positive, nearer than the sky at :data:`~evacamel.depth_units.FAR_M`, and
 inside an optional mask):
 
 * ``absrel``: mean ``|d - d*| / d*``;
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from evacamel.data.depth_units import FAR_M
+from evacamel.depth_units import FAR_M
 
 __all__ = [
     "METRIC_DEPTH",

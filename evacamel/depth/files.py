@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from evacamel.data.atomic import atomic_write as atomic_write_bytes  # noqa: F401 (re-exported)
-from evacamel.data.atomic import write_json
-from evacamel.data.depth_units import png_to_meters
-from evacamel.data.io import read_image
-from evacamel.data.encoding import encode_depth
+from evacamel.dataset.atomic import atomic_write as atomic_write_bytes  # noqa: F401 (re-exported)
+from evacamel.dataset.atomic import write_json
+from evacamel.depth_units import png_to_meters
+from evacamel.dataset.codec import read_image
+from evacamel.dataset.codec import encode_depth
 
 __all__ = ["read_depth_png", "write_depth_png", "read_rgb", "read_meta", "write_meta",
            "read_index_columns", "atomic_write_bytes", "resize_depth"]
@@ -88,7 +88,7 @@ def read_index_columns(root: Path, columns: tuple[str, ...]) -> list[tuple[str, 
 def resize_depth(depth_m: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Resize ``B x 1 x H x W`` exact depth (meters) to ``size`` by nearest sampling.
 
-    As :mod:`evacamel.data.store` does: every pixel keeps a depth that exists in the
+    As :mod:`evacamel.dataset` does: every pixel keeps a depth that exists in the
     scene (averaging across the edge of a near dune and the sky would invent a
     half-way depth of ~500 m). No-op when the size already matches.
     """

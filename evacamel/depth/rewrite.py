@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from evacamel.data.depth_units import depth_meta
+from evacamel.depth_units import depth_meta
 from evacamel.depth.estimators import DepthEstimator
 from evacamel.depth.files import (atomic_write_bytes, read_index_columns, read_meta, read_rgb, write_depth_png,
                                   write_meta)

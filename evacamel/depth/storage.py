@@ -1,7 +1,7 @@
 """What a stored depth map means when an estimator made it.
 
 Every depth PNG of a dataset holds ``round(meters * 64)`` (see
-:mod:`evacamel.data.depth_units`), so loaders and the training target
+:mod:`evacamel.depth_units`), so loaders and the training target
 (``meters_to_target``) never need to know where a map came from. An estimator's output
 is turned into those (pseudo-)meters by one of these documented mappings, recorded in
 ``meta.json["depth"]["source"]["stored"]``:
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from evacamel.data.depth_units import FAR_M, NEAR_M, target_to_meters
+from evacamel.depth_units import FAR_M, NEAR_M, target_to_meters
 from evacamel.depth.align import METRIC_DEPTH, OUTPUT_KINDS, RELATIVE_DEPTH, RELATIVE_DISPARITY
 from evacamel.depth.seed import seed_normalise
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from evacamel.synth.noise import fbm, noise_tables
+from evacamel.world.noise import fbm, noise_tables
 
 __all__ = ["CamelSprite", "render_camels", "sprite_from_cutout", "COATS", "POSES", "SPECIES"]
 

@@ -16,7 +16,7 @@ The layout is the one of ``ARCHITECTURE.md`` (the seed's, and more)::
       dataset_<k>.zip      optional zip parts (``zip_parts``): the rows of part k
       dataset_bg.zip       with zip parts: bg/, bg_depth/, fg/ and sources.json
 
-How it is written (:func:`write_dataset`):
+How it is written (:func:`~evacamel.dataset.write.write_dataset`):
 
 1. **Plan** (cheap, no pixels): which backgrounds and camels are held out for test
    (``profile.test_fraction`` of each, drawn from the seed), and for every sample its
@@ -54,47 +54,17 @@ the shards' folders into one (``.work/`` included, e.g. ``rsync -a``) and run
 ``evacamel make-dataset ... --finalize`` (or any unsharded run, which also writes what is
 missing).
 
-Your own pictures (see :mod:`evacamel.data.sources`): with your own backgrounds there is
+Your own pictures (see :mod:`evacamel.dataset.sources`): with your own backgrounds there is
 no camera and no exact depth, so compositing uses the seed's recipe (``mode="seed"``),
 no ``depth/`` or ``bg_depth/`` file is written and ``meta.json["depth"]["source"]`` is
 ``"none"``; ``dataset_info.csv`` still names the ``depth/`` files, which ``evacamel
 depth`` (a monocular estimator) writes later. Your own camels work with either mode.
 
-The code is cut by job: :mod:`evacamel.data.plan` (what to write, no pixels),
-:mod:`evacamel.data.worker` (one process: sources, chunks), :mod:`evacamel.data.writer`
-(the stages, the process pool, finalize, zip parts, :func:`ensure_dataset`),
-:mod:`evacamel.data.layout` (names, meta.json identity, reading the index and samples),
-:mod:`evacamel.data.encoding` (image bytes) and :mod:`evacamel.data.atomic` (atomic
-writes). This module is the public face: import from here.
+The code is cut by job: :mod:`~evacamel.dataset.format` (names, meta.json, the index,
+paths), :mod:`~evacamel.dataset.plan` (what to write, no pixels),
+:mod:`~evacamel.dataset.worker` (one process: sources, chunks),
+:mod:`~evacamel.dataset.write` (the stages, the process pool, finalize, zip parts,
+:func:`~evacamel.dataset.write.ensure_dataset`), :mod:`~evacamel.dataset.codec` (image
+bytes), :mod:`~evacamel.dataset.atomic` (atomic writes), :mod:`~evacamel.dataset.sources`
+(your own photos), :mod:`~evacamel.dataset.download` and :mod:`~evacamel.dataset.registry`.
 """
-
-from __future__ import annotations
-
-# Also importable from here (used by other modules): encode_depth, encode_mask, derive_seed...
-from evacamel.data.encoding import (encode_depth, encode_mask, encode_png_gray, encode_rgb,  # noqa: F401
-                                    encode_rgba)
-from evacamel.data.layout import (FORMAT, FORMAT_VERSION, INDEX_COLUMNS, INDEX_NAME, META_NAME,  # noqa: F401
-                                  SOURCES_NAME, is_complete, load_sample, read_index, read_meta,
-                                  read_sources)
-from evacamel.data.plan import default_chunk_size, derive_seed  # noqa: F401
-from evacamel.data.worker import default_workers
-from evacamel.data.writer import WriteInterrupted, ensure_dataset, finalize_dataset, write_dataset
-
-__all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
-    "INDEX_COLUMNS",
-    "WriteInterrupted",
-    "write_dataset",
-    "ensure_dataset",
-    "finalize_dataset",
-    "is_complete",
-    "read_meta",
-    "read_index",
-    "read_sources",
-    "load_sample",
-    "default_chunk_size",
-    "encode_png_gray",
-]
-
-_default_workers = default_workers  # the name older callers import

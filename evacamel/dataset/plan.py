@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from evacamel.data.depth_units import depth_meta
-from evacamel.data.layout import FORMAT, FORMAT_VERSION, WORK
-from evacamel.data.sources import FolderSources, folder_fingerprint
+from evacamel.depth_units import depth_meta
+from evacamel.dataset.format import FORMAT, FORMAT_VERSION, WORK
+from evacamel.dataset.sources import FolderSources, folder_fingerprint
 from evacamel.profiles import Profile
 
 __all__ = ["Plan", "make_plan", "derive_seed", "default_chunk_size", "group_size",
@@ -195,7 +195,7 @@ def _as_folders(source: Any) -> FolderSources:
 
 def make_plan(profile: Profile, *, seed: int | None, source: Any, mode: str | None,
               clahe: bool, zip_parts: int, chunk_size: int | None) -> Plan:
-    """Check the arguments of :func:`~evacamel.data.writer.write_dataset` and plan the dataset.
+    """Check the arguments of :func:`~evacamel.dataset.write.write_dataset` and plan the dataset.
 
     Raises:
         ValueError / FileNotFoundError: bad arguments or source folders (named).

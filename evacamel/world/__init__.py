@@ -6,11 +6,11 @@
 * :func:`sprite_from_cutout` - a student's own RGBA cut-out as a sprite.
 """
 
-from evacamel.synth.background import Backgrounds, render_backgrounds, sample_camera
-from evacamel.synth.camera import Camera
+from evacamel.world.background import Backgrounds, render_backgrounds, sample_camera
+from evacamel.world.camera import Camera
 
 __all__ = ["Camera", "Backgrounds", "render_backgrounds", "sample_camera"]
 
-from evacamel.synth.camel import CamelSprite, render_camels, sprite_from_cutout  # noqa: E402
+from evacamel.world.camel import CamelSprite, render_camels, sprite_from_cutout  # noqa: E402
 
 __all__ += ["CamelSprite", "render_camels", "sprite_from_cutout"]

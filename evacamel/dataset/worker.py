@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from evacamel.data.atomic import atomic_write, write_json
-from evacamel.data.depth_units import FAR_M, png_to_meters
-from evacamel.data.encoding import (encode_depth, encode_mask, encode_rgb, encode_rgba, resize_depth,
+from evacamel.dataset.atomic import atomic_write, write_json
+from evacamel.depth_units import FAR_M, png_to_meters
+from evacamel.dataset.codec import (encode_depth, encode_mask, encode_rgb, encode_rgba, resize_depth,
                                     resize_rgba, to_uint8)
-from evacamel.data.layout import SOURCES_NAME, WORK, format_number, rows_to_csv
-from evacamel.data.plan import P_BG_SEED, P_CHUNK, P_FG_SEED, Plan, derive_seed
-from evacamel.data.sources import load_background, load_cutout
+from evacamel.dataset.format import SOURCES_NAME, WORK, format_number, rows_to_csv
+from evacamel.dataset.plan import P_BG_SEED, P_CHUNK, P_FG_SEED, Plan, derive_seed
+from evacamel.dataset.sources import load_background, load_cutout
 
 __all__ = ["Worker", "run_tasks", "default_workers", "torch_threads"]
 
@@ -39,7 +39,7 @@ _BG_CACHE = 4
 """Decoded backgrounds kept per process (samples come in runs of one background)."""
 _SPRITE_CACHE_BYTES = 256 << 20
 """Float camel sprites kept per process (64 at 512 px; their uint8 files are all kept).
-Reusing the same sprite object lets :func:`~evacamel.data.compose.compose` reuse its
+Reusing the same sprite object lets :func:`~evacamel.world.compose.compose` reuse its
 resampling cache."""
 
 
@@ -74,7 +74,7 @@ def _camera_to_dict(camera: Any) -> Any:
 def _camera_from_dict(d: Any) -> Any:
     if d is None:
         return None
-    from evacamel.synth import Camera
+    from evacamel.world import Camera
 
     return Camera(**d)
 
@@ -121,7 +121,7 @@ class Worker:
         if not todo:
             return 0
         if plan.bg_files is None:
-            from evacamel.synth import render_backgrounds
+            from evacamel.world import render_backgrounds
 
             seeds = [derive_seed(plan.seed, P_BG_SEED, i) % 2**31 for i in ids]
             bgs = render_backgrounds(seeds, p.source_size, device="cpu")
@@ -131,7 +131,7 @@ class Worker:
             rgb = rgb.float() / 255.0
             depth, cameras, seeds = None, [None] * len(ids), [None] * len(ids)
         if plan.clahe:
-            from evacamel.data.enhance import clahe
+            from evacamel.world.enhance import clahe
 
             rgb = clahe(rgb)
         for n, i in enumerate(ids):
@@ -159,12 +159,12 @@ class Worker:
         if not todo:
             return 0
         if plan.fg_files is None:
-            from evacamel.synth import render_camels
+            from evacamel.world import render_camels
 
             seeds = [derive_seed(plan.seed, P_FG_SEED, j) % 2**31 for j in ids]
             sprites = render_camels(seeds, p.camel_size, device="cpu")
         else:
-            from evacamel.synth import sprite_from_cutout
+            from evacamel.world import sprite_from_cutout
 
             sprites = []
             for j in ids:
@@ -210,7 +210,7 @@ class Worker:
         Returns float rgb ``3 x S x S`` in [0, 1], the same as uint8 ``S x S x 3`` numpy,
         float depth ``1 x S x S`` meters (``FAR_M`` without depth), and its camera.
         """
-        from evacamel.data.io import read_image
+        from evacamel.dataset.codec import read_image
 
         hit = self._bg.pop(i, None)
         if hit is None:
@@ -233,8 +233,8 @@ class Worker:
         The same object while it stays in a small LRU cache (``_SPRITE_CACHE_BYTES``):
         do not modify it.
         """
-        from evacamel.data.io import read_image
-        from evacamel.synth import CamelSprite
+        from evacamel.dataset.codec import read_image
+        from evacamel.world import CamelSprite
 
         hit = self._sprites.pop(j, None)
         if hit is not None:
@@ -268,8 +268,8 @@ class Worker:
         return self._canvas[1], self._canvas[2]
 
     def composite(self, size: int) -> Any:
-        """The reused output of :func:`~evacamel.data.compose.compose`: one ``size`` px sample."""
-        from evacamel.data.compose import Composite
+        """The reused output of :func:`~evacamel.world.compose.compose`: one ``size`` px sample."""
+        from evacamel.world.compose import Composite
 
         c = self._composite
         if c is None or c.fg_bg.shape[-1] != size:
@@ -302,8 +302,8 @@ class Worker:
         Only the sprite's box can differ from the background, so the composite's uint8
         image and the mask are built from that box (the rest is the background's bytes).
         """
-        from evacamel.data.compose import compose, sample_placements
-        from evacamel.synth import Backgrounds
+        from evacamel.world.compose import compose, sample_placements
+        from evacamel.world import Backgrounds
 
         plan, p = self.plan, self.plan.profile
         S = p.source_size
@@ -384,7 +384,7 @@ def run_tasks(root: Path, plan: Plan, tasks: list[tuple[str, Any]], workers: int
     The image decoders (torchvision, ~1.5 s to import) are imported here first, so that
     forked workers inherit them instead of each importing them again.
     """
-    importlib.import_module("evacamel.data.io")  # before forking (see above)
+    importlib.import_module("evacamel.loading.batch")  # before forking (see above)
 
     global _WORKER
     if not tasks:

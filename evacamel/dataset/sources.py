@@ -1,6 +1,6 @@
 """A student's own pictures as dataset sources: folders of backgrounds and camel cut-outs.
 
-:func:`evacamel.data.store.write_dataset` takes these instead of the procedural world
+:func:`evacamel.dataset.write.write_dataset` takes these instead of the procedural world
 (``evacamel make-dataset --backgrounds DIR --camels DIR [--camel-masks DIR]``):
 
 * **backgrounds**: any RGB images (JPEG, PNG, BMP, WebP, TIFF), centre-cropped to a square

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evacamel.data.stats import DEFAULT_STATS, read_stats
+from evacamel.loading.stats import DEFAULT_STATS, read_stats
 
 __all__ = [
     "normalization_from_stats",
@@ -45,7 +45,7 @@ __all__ = [
 
 def load_stats(source: dict[str, Any] | str | os.PathLike | None) -> dict[str, Any]:
     """Statistics from a stats dict, a dataset folder (its ``meta.json``), or ``None``
-    (-> :data:`evacamel.data.stats.DEFAULT_STATS`, the documented fallback)."""
+    (-> :data:`evacamel.loading.stats.DEFAULT_STATS`, the documented fallback)."""
     if source is None:
         return DEFAULT_STATS
     if isinstance(source, (str, os.PathLike)):
@@ -107,7 +107,7 @@ class EvalTransform(nn.Module):
 
     Args:
         stats: statistics dict (``meta.json["stats"]``), a dataset folder, or ``None``
-            for :data:`~evacamel.data.stats.DEFAULT_STATS`.
+            for :data:`~evacamel.loading.stats.DEFAULT_STATS`.
         device: where the output goes (default: where the module's buffers are; move
             the module with ``.to(device)``).
 

@@ -4,8 +4,8 @@ Rendering a desert background or a camel is the expensive part (about 0.1 s for 
 background on one core); pasting a camel is cheap. So the stream renders a *pool* of
 backgrounds and camels once (on the device) and composes every batch afresh: random
 (background, camel) pairs from the pool, fresh placements (distance, position, flip) from
-:func:`evacamel.data.compose.sample_placements`, then :func:`~evacamel.data.compose.compose`
-and the same resizing as the files (:func:`evacamel.data.io.make_batch`). With
+:func:`evacamel.world.compose.sample_placements`, then :func:`~evacamel.world.compose.compose`
+and the same resizing as the files (:func:`evacamel.loading.batch.make_batch`). With
 ``refresh_every=k``, one background and one camel of the pool are replaced by newly
 rendered ones every ``k`` batches, so over a long run the world never repeats.
 
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from evacamel.data.io import make_batch
+from evacamel.loading.batch import make_batch
 from evacamel.profiles import Profile, get_profile
 
 __all__ = ["SyntheticStream", "stream_seed"]
@@ -89,7 +89,7 @@ class SyntheticStream:
         return int(self.max_batches)
 
     def _render_pool(self) -> None:
-        from evacamel.synth import render_backgrounds, render_camels
+        from evacamel.world import render_backgrounds, render_camels
 
         bg_seeds = [stream_seed(self.seed, "background", i) for i in range(self.n_bg)]
         fg_seeds = [stream_seed(self.seed, "camel", j) for j in range(self.n_fg)]
@@ -99,7 +99,7 @@ class SyntheticStream:
 
     def _refresh(self, batch_index: int) -> None:
         """Replace the oldest background and camel of the pool by fresh ones."""
-        from evacamel.synth import render_backgrounds, render_camels
+        from evacamel.world import render_backgrounds, render_camels
 
         slot_bg, slot_fg = self._next_bg % self.n_bg, self._next_fg % self.n_fg
         new_bg = render_backgrounds([stream_seed(self.seed, "background", self._next_bg)],
@@ -116,7 +116,7 @@ class SyntheticStream:
 
     def make_batch(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """One batch, drawing pairs and placements from ``generator`` (CPU)."""
-        from evacamel.data.compose import compose, sample_placements
+        from evacamel.world.compose import compose, sample_placements
 
         if self._backgrounds is None:
             self._render_pool()

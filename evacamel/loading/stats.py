@@ -14,7 +14,7 @@ speed, in parallel processes (a 40,000-sample 256 px cache in seconds).
 Values are in the units the model sees (batch format, ``ARCHITECTURE.md``): images and
 masks as ``uint8 / 255`` in [0, 1] at the training sizes, depth as the [0, 1] target
 (``meters_to_target``). The statistics of the training split normalise the inputs
-(:mod:`evacamel.data.transforms`); they are cached in ``meta.json`` under ``"stats"``.
+(:mod:`evacamel.loading.transforms`); they are cached in ``meta.json`` under ``"stats"``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evacamel.data.atomic import write_json
+from evacamel.dataset.atomic import write_json
 from evacamel.profiles import Profile, get_profile
 
 __all__ = [
@@ -143,7 +143,7 @@ class Histograms:
 def _histograms_of_rows(folder: str, rows: np.ndarray) -> Histograms:
     """Histograms of some rows of a packed cache (runs in a worker process)."""
     torch.set_num_threads(1)
-    from evacamel.data.pack import _ARRAYS
+    from evacamel.loading.pack import _ARRAYS
 
     arrays = {k: np.load(Path(folder) / f, mmap_mode="c") for k, f in _ARRAYS.items()}
     hist = Histograms()
@@ -166,7 +166,7 @@ def _histograms_of_rows(folder: str, rows: np.ndarray) -> Histograms:
 def compute_stats_packed(folder: str | os.PathLike, split: str = "train", *,
                          workers: int | None = None) -> dict[str, Any]:
     """Exact statistics of one split of a packed cache, in ``workers`` processes."""
-    from evacamel.data.pack import PackedDataset
+    from evacamel.loading.pack import PackedDataset
 
     hist = _packed_histograms(PackedDataset(folder, split), workers)
     return _result(hist, split, hist.input_size, hist.output_size, source=hist.source)
@@ -192,9 +192,9 @@ def compute_histograms(data: str | os.PathLike | Iterable[dict[str, torch.Tensor
     """
     from torch.utils.data import DataLoader, Dataset
 
-    from evacamel.data.dataset import open_dataset
-    from evacamel.data.io import collate_samples
-    from evacamel.data.pack import PackedDataset
+    from evacamel.loading.loader import open_dataset
+    from evacamel.loading.batch import collate_samples
+    from evacamel.loading.pack import PackedDataset
 
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
@@ -276,8 +276,8 @@ def mask_coverage(data: str | os.PathLike | Any, split: str = "train", *,
     Returns float64 ``N``. One minus its mean is the pixel accuracy of a model that
     always answers "background".
     """
-    from evacamel.data.dataset import open_dataset
-    from evacamel.data.pack import PackedDataset
+    from evacamel.loading.loader import open_dataset
+    from evacamel.loading.pack import PackedDataset
 
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
@@ -330,10 +330,10 @@ def ensure_stats(profile: Profile | str | None = None, *, root: str | os.PathLik
     """
     profile = get_profile(profile)
     if root is None:
-        from evacamel.data.store import ensure_dataset
+        from evacamel.dataset.write import ensure_dataset
 
         root = ensure_dataset(profile)
-    from evacamel.data.pack import source_fingerprint
+    from evacamel.loading.pack import source_fingerprint
 
     root = Path(root)
     source = source_fingerprint(root)

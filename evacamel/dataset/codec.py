@@ -13,17 +13,21 @@ RGBA sprites (premultiplied, antialiased).
 from __future__ import annotations
 
 import io
+import os
+import warnings
+from pathlib import Path
 import struct
 import zlib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.io as tio
 from PIL import Image
 
-from evacamel.data.depth_units import meters_to_png
+from evacamel.depth_units import meters_to_png
 
-__all__ = ["JPEG_SUBSAMPLING", "RGBA_PNG_LEVEL", "to_uint8", "encode_rgb", "encode_png_gray",
+__all__ = ["decode_image_bytes", "read_image", "JPEG_SUBSAMPLING", "RGBA_PNG_LEVEL", "to_uint8", "encode_rgb", "encode_png_gray",
            "encode_mask", "encode_depth", "encode_rgba", "resize_depth", "resize_rgba"]
 
 JPEG_SUBSAMPLING = 2
@@ -127,3 +131,66 @@ def resize_rgba(rgba: torch.Tensor, size: int) -> torch.Tensor:
     a = x[3:4].clamp(0, 1)
     rgb = torch.where(a > 1e-6, x[:3] / a.clamp_min(1e-6), torch.zeros_like(x[:3]))
     return torch.cat([rgb.clamp(0, 1), a])
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+def decode_image_bytes(data: bytes | bytearray | memoryview, *, name: str = "<bytes>",
+                       channels: int | None = None) -> torch.Tensor:
+    """Decode JPEG or PNG bytes to a ``C x H x W`` tensor.
+
+    Args:
+        data: the encoded file.
+        name: the file's name, used in error messages.
+        channels: 3 (RGB), 1 (grey) or ``None`` (as stored; a 16-bit PNG stays 16-bit).
+
+    Returns:
+        uint8 ``C x H x W`` (8-bit files) or uint16 ``1 x H x W`` (16-bit PNG, ``channels``
+        ``None`` or 1).
+
+    Raises:
+        ValueError: the bytes are not a readable image; the message names ``name``.
+    """
+    buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    if buf.numel() == 0:
+        raise ValueError(f"{name}: empty file, not an image")
+    mode = {None: tio.ImageReadMode.UNCHANGED, 3: tio.ImageReadMode.RGB,
+            1: tio.ImageReadMode.GRAY}[channels]
+    try:
+        with warnings.catch_warnings():
+            # torchvision 0.29 deprecates its codecs for torchcodec; they remain the
+            # fastest JPEG/PNG (and 16-bit PNG) decoders at hand.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            img = _decode(buf, bytes(data[:8]) == b"\x89PNG\r\n\x1a\n", channels, mode)
+    except RuntimeError as exc:
+        raise ValueError(f"{name}: not a readable JPEG/PNG image ({exc})") from None
+    if channels is not None and img.shape[0] != channels:
+        raise ValueError(f"{name}: expected {channels} channel(s), decoded {img.shape[0]}")
+    return img
+
+
+def _decode(buf: torch.Tensor, is_png: bool, channels: int | None,
+            mode: tio.ImageReadMode) -> torch.Tensor:
+    if is_png and channels in (None, 1):
+        img = tio.decode_png(buf, tio.ImageReadMode.UNCHANGED)
+        if img.shape[0] != 1 and channels == 1:
+            img = tio.decode_png(buf, mode)
+        return img
+    return tio.decode_image(buf, mode)
+
+
+def read_image(path: str | os.PathLike, *, channels: int | None = None) -> torch.Tensor:
+    """Read and decode an image file; see :func:`decode_image_bytes`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: it is not a readable image.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: image file not found") from None
+    return decode_image_bytes(data, name=str(path), channels=channels)
+
+

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from evacamel.synth.noise import fbm, noise_tables, value_noise
+from evacamel.world.noise import fbm, noise_tables, value_noise
 
 __all__ = ["TerrainParams", "sample_terrain_params", "terrain_height"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from evacamel.synth.noise import fbm, noise_tables
+from evacamel.world.noise import fbm, noise_tables
 
 __all__ = ["SkyParams", "sample_sky_params", "sky_color", "srgb_to_linear"]
 
@@ -37,7 +37,7 @@ class SkyParams:
 
 def sample_sky_params(seeds: list[int], device=None) -> SkyParams:
     """Draw each seed's sky (deterministic per seed)."""
-    from evacamel.synth.terrain import _scene_rng
+    from evacamel.world.terrain import _scene_rng
 
     cols: dict[str, list] = {}
     for s in seeds:

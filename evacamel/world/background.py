@@ -3,7 +3,7 @@
 How a picture is made (all steps are batched tensor operations, CPU or GPU):
 
 1. Each seed draws a camera (height, pitch, field of view), a terrain
-   (:mod:`evacamel.synth.terrain`), a sky and sun (:mod:`evacamel.synth.sky`) and a
+   (:mod:`evacamel.world.terrain`), a sky and sun (:mod:`evacamel.world.sky`) and a
    sand colour.
 2. **Ray casting.** The camera has no roll, so every pixel's ray is described by its
    azimuth ``phi`` and its vertical slope ``sigma`` (rise per horizontal meter). The
@@ -14,7 +14,7 @@ How a picture is made (all steps are batched tensor operations, CPU or GPU):
    slopes is sorted, so one ``searchsorted`` finds the hit of every pixel at once, and
    the exact crossing inside the segment follows by linear interpolation. The depth is
    the distance along the ray to that point (the sky and anything beyond
-   :data:`~evacamel.data.depth_units.FAR_M` get ``FAR_M``).
+   :data:`~evacamel.depth_units.FAR_M` get ``FAR_M``).
 3. **Shading.** Normals come from the profile gradients plus analytic sand ripples near
    the camera; sun light (Lambert) times a cast-shadow map (a sun-aligned height grid
    whose reverse running maximum tells which points see the sun), sky light, sand
@@ -32,11 +32,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evacamel.data.depth_units import FAR_M
-from evacamel.synth.camera import Camera
-from evacamel.synth.noise import fbm, value_noise
-from evacamel.synth.sky import SkyParams, sample_sky_params, sky_color, srgb_to_linear
-from evacamel.synth.terrain import TerrainParams, _scene_rng, sample_terrain_params, terrain_height
+from evacamel.depth_units import FAR_M
+from evacamel.world.camera import Camera
+from evacamel.world.noise import fbm, value_noise
+from evacamel.world.sky import SkyParams, sample_sky_params, sky_color, srgb_to_linear
+from evacamel.world.terrain import TerrainParams, _scene_rng, sample_terrain_params, terrain_height
 
 __all__ = ["Backgrounds", "render_backgrounds", "sample_camera", "SAND_PALETTES"]
 

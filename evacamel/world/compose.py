@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from evacamel.data.depth_units import FAR_M
-from evacamel.synth.background import Backgrounds
-from evacamel.synth.camel import CamelSprite
-from evacamel.synth.camera import Camera
+from evacamel.depth_units import FAR_M
+from evacamel.world.background import Backgrounds
+from evacamel.world.camel import CamelSprite
+from evacamel.world.camera import Camera
 
 __all__ = ["Placement", "Composite", "sample_placements", "compose", "SEED_SIDE_RANGE", "MODES"]
 

@@ -1,6 +1,6 @@
 """Write a dataset: sources, then chunks of samples over processes, then finalize.
 
-:func:`write_dataset` (see :mod:`evacamel.data.store` for the layout and the
+:func:`write_dataset` (see :mod:`evacamel.dataset` for the layout and the
 guarantees), :func:`finalize_dataset` (merge shards), :func:`ensure_dataset` (the
 profile's dataset, built once even when several processes ask at once).
 """
@@ -15,11 +15,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from evacamel.data.atomic import atomic_write, clean_stale_temps, folder_lock, tmp_name, write_json
-from evacamel.data.layout import (INDEX_NAME, META_NAME, SOURCES_NAME, WORK, is_complete, prepare_root,
+from evacamel.dataset.atomic import atomic_write, clean_stale_temps, folder_lock, tmp_name, write_json
+from evacamel.dataset.format import (INDEX_NAME, META_NAME, SOURCES_NAME, WORK, is_complete, prepare_root,
                                   rows_to_csv, work_folders)
-from evacamel.data.plan import Plan, group_size, make_plan
-from evacamel.data.worker import Worker, default_workers, run_tasks
+from evacamel.dataset.plan import Plan, group_size, make_plan
+from evacamel.dataset.worker import Worker, default_workers, run_tasks
 from evacamel.profiles import Profile, get_profile
 
 __all__ = ["WriteInterrupted", "write_dataset", "finalize_dataset", "ensure_dataset"]
@@ -179,7 +179,7 @@ def write_dataset(out: str | os.PathLike, profile: Profile | str | None = None, 
             ``jpeg_quality``, ``compose_mode``).
         seed: the dataset's seed (default ``profile.seed``); everything follows from it.
         source: ``"procedural"`` (default), or your folders as a
-            :class:`~evacamel.data.sources.FolderSources` or a dict with keys
+            :class:`~evacamel.dataset.sources.FolderSources` or a dict with keys
             ``backgrounds``, ``camels``, ``camel_masks`` (either folder may be left out
             to use the procedural world for that part).
         shard: ``(i, n)`` or ``"i/n"``: write only chunks ``c % n == i`` (plus sources).

@@ -435,12 +435,12 @@ def fetch_registered(name: str, dest: str | os.PathLike, *, allow_unverified: bo
                      downloads: str | os.PathLike | None = None,
                      limits: ExtractLimits = ExtractLimits(),
                      progress: bool | None = None) -> Path:
-    """Fetch every file of a registry entry (:mod:`evacamel.data.registry`) into ``dest``.
+    """Fetch every file of a registry entry (:mod:`evacamel.dataset.registry`) into ``dest``.
 
     Raises:
         ValueError: the entry is unverified and ``allow_unverified`` is false.
     """
-    from evacamel.data.registry import get_entry
+    from evacamel.dataset.registry import get_entry
 
     entry = get_entry(name)
     if not entry.verified and not allow_unverified:
@@ -474,7 +474,7 @@ def make_archive(root: str | os.PathLike, archive: str | os.PathLike, *,
                  progress: bool | None = None) -> tuple[Path, str]:
     """Zip a dataset folder to share it: its files under their dataset-relative paths,
     stored without recompression (images are compressed already; stored members are
-    also the fastest for :class:`evacamel.data.dataset.ZipDataset` to read).
+    also the fastest for :class:`evacamel.loading.files.ZipDataset` to read).
 
     Written to a temporary name and renamed, so a half-written archive never exists.
 

@@ -4,7 +4,7 @@ Reading (:func:`read_meta`, :func:`read_sources`, :func:`read_index`,
 :func:`load_sample`), and what the writer needs to know about a folder: its identity
 (:func:`identity`: everything in meta.json but ``stats``, ``depth``, ``zip_parts`` and
 the library version) and whether it may be written (:func:`prepare_root`).
-See :mod:`evacamel.data.store` for the layout.
+See :mod:`evacamel.dataset` for the layout.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from evacamel.data.atomic import write_json
-from evacamel.data.depth_units import png_to_meters
+from evacamel.dataset.atomic import write_json
+from evacamel.depth_units import png_to_meters
 
 if TYPE_CHECKING:
-    from evacamel.data.plan import Plan
+    from evacamel.dataset.plan import Plan
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_NAME", "META_NAME", "SOURCES_NAME", "WORK",
            "INDEX_COLUMNS", "DATASET_ENTRIES", "identity", "prepare_root", "is_complete",
@@ -214,7 +214,7 @@ def load_sample(root: str | os.PathLike, row: Mapping | int) -> dict[str, Any]:
         "mask": float32 1 x S x S in {0, 1}, "depth": float32 1 x d x d meters or None
         (no depth written yet), "row": the row}``.
     """
-    from evacamel.data.io import read_image
+    from evacamel.dataset.codec import read_image
 
     root = Path(root)
     if isinstance(row, int):

@@ -44,7 +44,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 from tqdm.auto import tqdm
 
-from evacamel.data.atomic import folder_lock, write_json
+from evacamel.dataset.atomic import folder_lock, write_json
 from evacamel.profiles import Profile, get_profile
 
 __all__ = [
@@ -82,7 +82,7 @@ def source_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
 
     Works for a dataset folder and for zip parts (the index/meta read from the parts).
     """
-    from evacamel.data.dataset import INDEX_NAME, ZipSource, find_zip_parts
+    from evacamel.loading.files import INDEX_NAME, ZipSource, find_zip_parts
 
     root = Path(root)
     if (root / INDEX_NAME).is_file():
@@ -198,7 +198,7 @@ def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | No
     Returns:
         The cache folder (``<root>/packed-<S>``).
     """
-    from evacamel.data.dataset import open_dataset
+    from evacamel.loading.loader import open_dataset
 
     root = Path(root)
     output_size = int(output_size or input_size // 2)
@@ -273,11 +273,11 @@ def ensure_packed(profile: Profile | str | None = None, *, root: str | os.PathLi
     """The profile's packed cache, built if missing or stale.
 
     With ``root`` omitted, the profile's dataset is made first if it is missing
-    (:func:`evacamel.data.store.ensure_dataset`).
+    (:func:`evacamel.dataset.write.ensure_dataset`).
     """
     profile = get_profile(profile)
     if root is None:
-        from evacamel.data.store import ensure_dataset
+        from evacamel.dataset.write import ensure_dataset
 
         root = ensure_dataset(profile)
     root = Path(root)
@@ -301,7 +301,7 @@ class PackedDataset(Dataset):
 
     ``ds[i]`` is one sample dict (copied out of the memory map); ``ds.__getitems__(idx)``
     returns a whole batch dict, one memory copy per row and array (what
-    :func:`evacamel.data.dataset.make_loader` uses with a ``BatchSampler``), written
+    :func:`evacamel.loading.files.make_loader` uses with a ``BatchSampler``), written
     straight into shared memory inside DataLoader workers so it is not copied again on
     its way to the main process.
 

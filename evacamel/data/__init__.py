@@ -1,1 +1,0 @@
-"""Data: compositing, the on-disk format, statistics, downloads and torch datasets."""
