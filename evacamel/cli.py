@@ -14,14 +14,21 @@ run, so ``evacamel --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
 import importlib.util
+import os
+import pickle
 import pkgutil
 import sys
+import tarfile
+import zipfile
 from collections.abc import Sequence
 from types import ModuleType
 
-__all__ = ["main", "build_parser", "command_names"]
+from PIL import Image
+
+__all__ = ["main", "build_parser", "command_names", "error_line", "USER_ERRORS"]
 
 
 def _package_modules(package: str) -> list[str]:
@@ -70,17 +77,38 @@ def build_parser(package: str = "evacamel.commands", prog: str = "evacamel",
     return parser
 
 
+# What a user can cause: bad files, bad archives, bad images, bad arguments, a full disk, a
+# server that fails. Each becomes one line on stderr and exit status 1 (argparse's own usage
+# errors stay 2). Set EVACAMEL_DEBUG=1 to see the traceback instead.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, KeyError, RuntimeError, EOFError, csv.Error, zipfile.BadZipFile,
+    tarfile.TarError, pickle.UnpicklingError, Image.DecompressionBombError,
+)
+
+
 def main(argv: Sequence[str] | None = None, package: str = "evacamel.commands",
          prog: str = "evacamel") -> int:
-    """Run one command; returns its exit status."""
+    """Run one command; returns its exit status (0 success, 1 error, 2 usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(package, prog, argv)
     args = parser.parse_args(argv)
     try:
         status = args._main(args)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as exc:
-        # Bad input: one clear line naming the problem, no traceback.
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"{prog} {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        if os.environ.get("EVACAMEL_DEBUG"):
+            raise
+        print(f"{prog} {args.command}: error: {error_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
+        return 130
     return int(status or 0)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an exception: its message (a KeyError's without quotes), else its type."""
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in str(exc):
+        message = f"{exc.filename}: {exc.strerror or exc}"
+    text = " ".join(str(message).split()) or type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."

@@ -215,17 +215,17 @@ def test_own_pictures_dataset_gets_depth_folders(tmp_path, tiny_model):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert cli_main(["depth", str(tmp_path / "nowhere")]) == 2
+    assert cli_main(["depth", str(tmp_path / "nowhere")]) == 1
     assert "no meta.json" in capsys.readouterr().err
     root = make_dataset(tmp_path / "ds")
-    assert cli_main(["depth", str(root), "--size", "0"]) == 2
+    assert cli_main(["depth", str(root), "--size", "0"]) == 1
     assert "--size" in capsys.readouterr().err
-    assert cli_main(["depth", str(root), "--estimator", str(tmp_path / "no-model")]) == 2
+    assert cli_main(["depth", str(root), "--estimator", str(tmp_path / "no-model")]) == 1
     assert "not found" in capsys.readouterr().err
     meta = json.loads((root / "meta.json").read_text())
     meta["complete"] = False
     (root / "meta.json").write_text(json.dumps(meta))
-    assert cli_main(["depth", str(root)]) == 2
+    assert cli_main(["depth", str(root)]) == 1
     assert "unfinished" in capsys.readouterr().err
     (root / "dataset_info.csv").unlink()
     with pytest.raises(FileNotFoundError, match="dataset_info.csv"):

@@ -279,7 +279,7 @@ def test_download_command(tmp_path, capsys):
 
     assert main(["download", "--list"]) == 0
     assert "seed-1024" in capsys.readouterr().out
-    assert main(["download", "seed-1024", "--dest", str(tmp_path / "s")]) == 2
+    assert main(["download", "seed-1024", "--dest", str(tmp_path / "s")]) == 1
     assert "unverified" in capsys.readouterr().err
     with _Server({"/good.zip": GOOD}) as srv:
         assert main(["download", f"{srv.url}/good.zip", "--sha256", _sha(GOOD),

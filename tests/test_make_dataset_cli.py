@@ -54,7 +54,7 @@ def test_shards_then_finalize(tmp_path: Path, capsys):
     assert _run("--out", str(out), "--samples", "72", "--shard", "0/2", "--zip-parts", "2") == 0
     assert "--finalize" in capsys.readouterr().out
     assert not read_meta(out)["complete"]
-    assert _run("--out", str(out), "--samples", "72", "--finalize", "--zip-parts", "2") == 2
+    assert _run("--out", str(out), "--samples", "72", "--finalize", "--zip-parts", "2") == 1
     assert "cannot finalize" in capsys.readouterr().err
     assert _run("--out", str(out), "--samples", "72", "--shard", "1/2", "--zip-parts", "2") == 0
     assert read_meta(out)["complete"]  # the last shard finalized
@@ -84,14 +84,14 @@ def test_errors_are_one_line_naming_the_file(tmp_path: Path, capsys):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    assert _run("--out", str(out)) == 2
+    assert _run("--out", str(out)) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("evacamel make-dataset: error:") and "notes.txt" in err
     assert len(err.splitlines()) == 1
     camels = tmp_path / "camels"
     camels.mkdir()
     Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(camels / "flat.jpg")
-    assert _run("--out", str(tmp_path / "ds"), "--camels", str(camels)) == 2
+    assert _run("--out", str(tmp_path / "ds"), "--camels", str(camels)) == 1
     err = capsys.readouterr().err
     assert "flat.jpg" in err and "no alpha channel" in err
 

@@ -152,7 +152,7 @@ def test_pack_command(root, capsys):
     out = capsys.readouterr().out
     assert f"packed-{S}" in out and "20 samples" in out
     assert find_packed(root, S) == packed_dir(root, S)
-    assert main(["pack", "--root", str(root / "missing")]) == 2
+    assert main(["pack", "--root", str(root / "missing")]) == 1
     assert "not found" in capsys.readouterr().err
 
 

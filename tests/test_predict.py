@@ -103,13 +103,13 @@ def test_bad_checkpoint_and_missing_image_fail_with_one_clear_line(trained, tmp_
     _, ckpt = trained
     bogus = tmp_path / "bogus.pt"
     bogus.write_bytes(b"not a checkpoint")
-    assert cli_main(["evaluate", str(bogus)]) == 2
+    assert cli_main(["evaluate", str(bogus)]) == 1
     assert "bogus.pt" in capsys.readouterr().err
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an evacamel training checkpoint"):
         load_model(tmp_path / "other.pt")
     assert cli_main(["predict", str(ckpt), "--bg", str(tmp_path / "nope.jpg"),
-                     "--fg-bg", str(tmp_path / "nope2.jpg")]) == 2
+                     "--fg-bg", str(tmp_path / "nope2.jpg")]) == 1
     assert "nope.jpg" in capsys.readouterr().err
 
 
@@ -119,5 +119,5 @@ def test_overview_command_draws_new_scenes(trained, tmp_path, capsys):
     assert cli_main(["overview", str(ckpt), "--out", str(out), "--scenes", "2", "--size", "96"]) == 0
     with Image.open(out) as img:
         assert img.format == "JPEG" and img.width > 200 and img.height > img.width  # 5 rows x 2
-    assert cli_main(["overview", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
+    assert cli_main(["overview", str(tmp_path / "none.pt"), "--out", str(out)]) == 1
     assert "none.pt: no such checkpoint" in capsys.readouterr().err
