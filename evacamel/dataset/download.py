@@ -1,68 +1,83 @@
-"""Fetch dataset archives (URL or Google Drive id), verify them, extract them safely.
+"""Fetch dataset files (URL or Google Drive id), verify them, install them in a dataset.
 
-What the seed's students lost hours to, and what this module guarantees instead:
+A file from the internet is untrusted input. What this module promises about it:
 
-* **Downloads that die halfway** are resumed: bytes go to ``<file>.part``; a retry asks
-  the server for the rest (HTTP ``Range``) and appends. Transient errors are retried
-  with exponential backoff. A tqdm bar shows progress.
-* **Nothing is used before it is verified**: the finished file's sha256 (or md5) must
-  match, else it is deleted and a ``ValueError`` names both hashes. Only then is the
-  ``.part`` renamed to its final name.
-* **Extraction cannot escape or explode**: every entry is checked *before* anything is
-  written: absolute paths, ``..`` components, drive letters, symlinks, hardlinks and
-  device files are refused, and so are archives whose file count or total size exceeds
-  configurable limits (zip bombs). Files are extracted into a temporary folder beside the
-  target, and renamed into place only when all went well, so a bad archive never leaves
-  anything in the dataset folder.
+* **Where it writes.** A download goes to ``<downloads>/<name>.part`` and is renamed to
+  ``<downloads>/<name>`` only when it is complete and verified; ``downloads`` defaults
+  to ``downloads/`` beside the destination folder. An archive is then extracted into the
+  destination by :func:`evacamel.dataset.archive.safe_extract` (checked entries, limits,
+  a temporary folder renamed at the end); another file is copied into it through a
+  temporary name. An existing file or non-empty folder is never replaced unless asked
+  (``overwrite``); a rerun leaves what is there already.
+* **Resumable downloads.** A retry, or a later call, asks the server for the rest of the
+  ``.part`` file (HTTP ``Range``). Transient errors (connection refused or reset,
+  timeouts, HTTP 5xx, 408, 429, bodies cut short) are retried with exponential backoff
+  (:class:`RetryPolicy`).
+* **Nothing is promoted unverified.** A body shorter than announced (``Content-Length``
+  or the total of ``Content-Range``) is never complete. With a sha256/md5 the file must
+  match it. Without one (``allow_unverified``) an archive must at least read whole
+  (:func:`~evacamel.dataset.archive.check_whole`): a body cut short *without* a
+  ``Content-Length`` looks complete otherwise.
+
+Errors: ``ValueError`` (:class:`~evacamel.dataset.archive.ArchiveError` for a refused
+file or a hash mismatch), ``ConnectionError`` / ``FileNotFoundError`` for downloads that
+fail, ``FileExistsError`` for what would be replaced; each names the file or URL and
+what to do.
 
 Google Drive ids go through ``gdown`` (which handles Drive's confirmation pages).
 """
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
+import http.client
 import os
 import shutil
-import stat
-import tarfile
-import tempfile
+import ssl
 import time
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
 from tqdm.auto import tqdm
 
+from evacamel.dataset.archive import (ArchiveError, ExtractLimits, archive_kind, check_whole,
+                                      is_extracted, safe_extract)
+from evacamel.dataset.atomic import tmp_name
+from evacamel.dataset.registry import get_entry
+
 __all__ = [
-    "ExtractLimits",
+    "RetryPolicy",
     "file_hash",
     "verify_file",
     "download_url",
     "download_gdrive",
     "download",
-    "check_archive",
-    "safe_extract",
     "verify_and_extract",
+    "download_name",
     "fetch",
     "fetch_registered",
     "make_archive",
 ]
 
 _CHUNK = 1 << 20
+_REMOVED = "the partial download was removed; rerun to download it again"
 
 
 @dataclass(frozen=True)
-class ExtractLimits:
-    """What an archive may hold. The defaults fit the seed's 40,000-sample dataset
-    (about 200,000 files, tens of GB) with room to spare, and stop zip bombs."""
+class RetryPolicy:
+    """How a download copes with a flaky network: ``retries`` attempts after the first,
+    waiting ``backoff_s * 2**k`` seconds before attempt ``k + 1`` (1+2+4+8+16 = 31 s by
+    default); ``timeout_s`` for each socket operation. Tests inject ``sleep``."""
 
-    max_files: int = 1_000_000
-    max_total_bytes: int = 200 * 1024**3
-    max_ratio: float = 1000.0
-    """Largest uncompressed / compressed size ratio of a zip entry (bombs reach 10^6)."""
+    retries: int = 5
+    backoff_s: float = 1.0
+    timeout_s: float = 60.0
+    sleep: Callable[[float], object] = time.sleep
 
 
 # -- hashes -----------------------------------------------------------------------------
@@ -77,30 +92,88 @@ def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 
 
 def verify_file(path: str | os.PathLike, *, sha256: str | None = None,
-                md5: str | None = None) -> None:
+                md5: str | None = None, label: str | None = None,
+                fix: str = "check the hash, or download the file again") -> None:
     """Check a file's hash.
 
+    Args:
+        label: what the message calls the file (default: its path), e.g. its URL.
+        fix: what the message tells the user to do.
+
     Raises:
-        ValueError: no hash given, or a mismatch (the message names the file and both
-            digests).
+        ValueError: no hash given. ArchiveError (a ValueError): a mismatch; the message
+            names the file and both digests.
     """
+    label = label or str(path)
     if not sha256 and not md5:
-        raise ValueError(f"{path}: no sha256 or md5 to verify against")
+        raise ValueError(f"{label}: no sha256 or md5 to verify against")
     for algorithm, expected in (("sha256", sha256), ("md5", md5)):
         if expected:
             actual = file_hash(path, algorithm)
             if actual.lower() != expected.lower():
-                raise ValueError(f"{path}: {algorithm} mismatch: expected {expected.lower()}, "
-                                 f"got {actual} (corrupt or tampered download)")
+                raise ArchiveError(f"{label}: {algorithm} mismatch: expected {expected.lower()}, "
+                                   f"got {actual} (a corrupt or tampered file, or a wrong "
+                                   f"hash): {fix}")
 
 
 # -- downloading ---------------------------------------------------------------------------
 
-def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool | None,
+# What a flaky network raises (urllib's URLError and ssl errors are OSErrors too, but so
+# are a full disk and a read-only folder, which no retry mends: those are not listed).
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError,
+                   TimeoutError, ssl.SSLError)
+_RETRIED_HTTP = (408, 425, 429)
+
+
+@dataclass
+class _Transfer:
+    """One file being downloaded: where its bytes go, and what the server showed."""
+
+    url: str
+    part: Path
+    range_ignored: bool = False
+    """The server answered a Range request with another range or the whole body: the
+    ``.part`` cannot be resumed from it."""
+
+
+def _announced(value: str | None) -> int | None:
+    """A header's byte count, or None when absent or not a number (a hostile server)."""
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def _response_span(t: _Transfer, resp, have: int) -> tuple[int, int | None]:
+    """Where the response's body starts in the file, and the file's announced size."""
+    if getattr(resp, "status", 200) == 206:
+        return _range_start(t, resp, have)
+    if have:
+        t.range_ignored = True  # the whole file again: start over
+    return 0, _announced(resp.headers.get("Content-Length"))
+
+
+def _range_start(t: _Transfer, resp, have: int) -> tuple[int, int | None]:
+    """Check a 206 answer's ``Content-Range: bytes FIRST-LAST/TOTAL`` against ``have``."""
+    spec = (resp.headers.get("Content-Range") or "").removeprefix("bytes ").strip()
+    span, _, total = spec.partition("/")
+    first = span.partition("-")[0]
+    if not first.isdigit() or int(first) != have:
+        t.range_ignored = True
+        t.part.unlink(missing_ok=True)
+        raise ConnectionError(f"asked for bytes {have}- but the server sent {spec or 'no range'}")
+    if _announced(total) is not None:
+        return have, _announced(total)
+    length = _announced(resp.headers.get("Content-Length"))
+    return have, have + length if length is not None else None
+
+
+def _fetch_once(t: _Transfer, *, timeout: float, progress: bool | None,
                 headers: dict[str, str]) -> None:
-    """One attempt: append the rest of ``url`` to ``part`` (resuming with Range)."""
-    have = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"User-Agent": "evacamel", **headers})
+    """One attempt: write the rest of ``t.url`` to ``t.part`` (resuming with Range).
+
+    Raises:
+        One of ``_NETWORK_ERRORS`` (retried), or OSError from the local disk (not retried).
+    """
+    have = t.part.stat().st_size if t.part.exists() else 0
+    req = urllib.request.Request(t.url, headers={"User-Agent": "evacamel", **headers})
     if have:
         req.add_header("Range", f"bytes={have}-")
     try:
@@ -110,65 +183,99 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool | None,
             return
         raise
     with resp:
-        status = getattr(resp, "status", 200)
-        if have and status != 206:  # server ignored Range: start again
-            have = 0
-        length = resp.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
-        mode = "ab" if have else "wb"
-        with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                         unit_divisor=1024, desc=part.name[:-5],
-                                         disable=None if progress is None else not progress) as bar:
-            while True:
-                block = resp.read(_CHUNK)
-                if not block:
-                    break
+        start, total = _response_span(t, resp, have)
+        with open(t.part, "ab" if start else "wb") as f, \
+                tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                     desc=t.part.name[:-5],
+                     disable=None if progress is None else not progress) as bar:
+            for block in iter(lambda: resp.read(_CHUNK), b""):
                 f.write(block)
                 bar.update(len(block))
-        if total is not None and part.stat().st_size < total:
-            raise ConnectionError(f"{url}: connection closed after {part.stat().st_size} "
-                                  f"of {total} bytes")
+    size = t.part.stat().st_size
+    if total is not None and size < total:
+        raise ConnectionError(f"connection closed after {size} of {total} bytes")
+
+
+def _final(exc: BaseException) -> bool:
+    """An error no retry mends: an HTTP 4xx other than 408/425/429."""
+    return isinstance(exc, urllib.error.HTTPError) and 400 <= exc.code < 500 \
+        and exc.code not in _RETRIED_HTTP
+
+
+def _give_up(t: _Transfer, exc: BaseException, attempts: int) -> OSError:
+    """The one error to raise when a download fails for good; decides about ``.part``.
+
+    The ``.part`` is kept when a rerun can resume it (the network went down, the server
+    timed out, cut bodies short, or answered 5xx: its bytes are still the file's first
+    bytes, and a changed file is caught by the hash or the archive check). It is removed
+    when no rerun could use it: the URL is wrong (HTTP 4xx), the server ignores Range
+    (a rerun starts from zero anyway), or it is empty.
+    """
+    code = exc.code if isinstance(exc, urllib.error.HTTPError) else None
+    if _final(exc) or t.range_ignored or (t.part.exists() and t.part.stat().st_size == 0):
+        t.part.unlink(missing_ok=True)
+    if code in (404, 410):
+        return FileNotFoundError(f"{t.url}: HTTP {code} {exc.reason}: check the URL")
+    if code is not None and _final(exc):
+        return ConnectionError(f"{t.url}: HTTP {code} {exc.reason}: check the URL and that "
+                               f"the file is public")
+    reason = f"HTTP {code} {exc.reason}" if code else getattr(exc, "reason", None) or exc
+    resume = (f"; rerun the same command to resume from the {t.part.stat().st_size} bytes "
+              f"in {t.part}" if t.part.exists() else "")
+    return ConnectionError(f"{t.url}: download failed after {attempts} attempt"
+                           f"{'s' * (attempts > 1)} ({reason}); check the network or try "
+                           f"again later{resume}")
+
+
+def _fetch_with_retries(t: _Transfer, retry: RetryPolicy, progress: bool | None,
+                        headers: dict[str, str]) -> None:
+    """:func:`_fetch_once` until the file is whole, at most ``retry.retries + 1`` times."""
+    for attempt in range(retry.retries + 1):
+        try:
+            _fetch_once(t, timeout=retry.timeout_s, progress=progress, headers=headers)
+            return
+        except _NETWORK_ERRORS as exc:
+            if _final(exc) or attempt == retry.retries:
+                raise _give_up(t, exc, attempt + 1) from None
+            retry.sleep(retry.backoff_s * 2**attempt)
 
 
 def download_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None,
-                 md5: str | None = None, retries: int = 5, backoff: float = 1.0,
-                 timeout: float = 60.0, progress: bool | None = None,
-                 allow_unverified: bool = False, headers: dict[str, str] | None = None) -> Path:
+                 md5: str | None = None, retry: RetryPolicy = RetryPolicy(),
+                 progress: bool | None = None, allow_unverified: bool = False,
+                 headers: dict[str, str] | None = None) -> Path:
     """Download ``url`` to ``dest``, resumable and verified.
 
     Bytes go to ``dest + ".part"``; an interrupted download (this call's retries, or a
-    later call) continues from there with an HTTP Range request. The hash is checked
-    before the file is renamed to ``dest``; on a mismatch the part file is deleted.
+    later call) continues from there with an HTTP Range request. The file is renamed to
+    ``dest`` only when whole and verified (see :func:`_promote_download`).
 
     Args:
         sha256, md5: the expected digest (one is required unless ``allow_unverified``).
-        retries: attempts after the first, waiting ``backoff * 2**k`` seconds.
-        allow_unverified: accept a file without a known hash (the seed's archives).
+        retry: attempts, backoff and timeout.
+        allow_unverified: accept a file without a known hash (the seed's archives); an
+            archive must still open whole.
 
     Returns:
         ``dest``. If it already exists and verifies, nothing is downloaded.
 
     Raises:
-        ValueError: no hash and not ``allow_unverified``; hash mismatch.
-        ConnectionError: still failing after all retries.
+        ValueError: not http(s); no hash and not ``allow_unverified``.
+        ArchiveError: hash mismatch, or an archive that does not read whole.
+        FileNotFoundError: HTTP 404/410.
+        ConnectionError: other HTTP errors, or still failing after all retries.
+        OSError: the local disk refused a write (full, read-only): not retried, and the
+            ``.part`` is kept to resume.
     """
     dest = Path(dest)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url}: not an http(s) URL")
     if _already_there(url, dest, sha256, md5, allow_unverified):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    for attempt in range(retries + 1):
-        try:
-            _fetch_once(url, part, timeout=timeout, progress=progress, headers=headers or {})
-            break
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-            if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403, 404, 410):
-                raise FileNotFoundError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-            if attempt == retries:
-                raise ConnectionError(f"{url}: download failed after {retries + 1} attempts "
-                                      f"({exc}); rerun to resume from {part}") from None
-            time.sleep(backoff * 2**attempt)
-    return _verify_and_promote(part, dest, sha256, md5)
+    transfer = _Transfer(url, dest.with_name(dest.name + ".part"))
+    _fetch_with_retries(transfer, retry, progress, headers or {})
+    return _promote_download(url, transfer.part, dest, sha256, md5)
 
 
 def _already_there(what: str, dest: Path, sha256: str | None, md5: str | None,
@@ -176,22 +283,29 @@ def _already_there(what: str, dest: Path, sha256: str | None, md5: str | None,
     """Refuse an unverifiable download; True when ``dest`` already holds the (verified) file."""
     if not (sha256 or md5 or allow_unverified):
         raise ValueError(f"{what}: no sha256/md5 given; refusing an unverified download "
-                         f"(pass allow_unverified=True / --allow-unverified to accept it)")
-    if dest.exists():
-        if sha256 or md5:
-            verify_file(dest, sha256=sha256, md5=md5)
-        return True
-    return False
-
-
-def _verify_and_promote(part: Path, dest: Path, sha256: str | None, md5: str | None) -> Path:
-    """Verify the finished ``.part`` file (deleting it if wrong), then rename it to ``dest``."""
+                         f"(pass --sha256 HASH, or --allow-unverified / allow_unverified=True "
+                         f"to accept it unchecked)")
+    if not dest.exists():
+        return False
     if sha256 or md5:
-        try:
-            verify_file(part, sha256=sha256, md5=md5)
-        except ValueError:
-            part.unlink(missing_ok=True)
-            raise
+        verify_file(dest, sha256=sha256, md5=md5,
+                    fix=f"check the hash, or delete {dest} to download it again")
+    return True
+
+
+def _promote_download(what: str, part: Path, dest: Path, sha256: str | None,
+                      md5: str | None) -> Path:
+    """Rename the finished ``part`` to ``dest`` if it matches its hash, or, with none, if
+    it is not an archive that fails to open whole. A refused ``part`` is deleted: a
+    rerun could only resume it into the same wrong file."""
+    try:
+        if sha256 or md5:
+            verify_file(part, sha256=sha256, md5=md5, label=what, fix=_REMOVED)
+        else:
+            check_whole(part, name=dest.name, label=what, fix=_REMOVED)
+    except ArchiveError:
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, dest)
     return dest
 
@@ -199,193 +313,43 @@ def _verify_and_promote(part: Path, dest: Path, sha256: str | None, md5: str | N
 def download_gdrive(file_id: str, dest: str | os.PathLike, *, sha256: str | None = None,
                     md5: str | None = None, progress: bool | None = None,
                     allow_unverified: bool = False) -> Path:
-    """Download a Google Drive file by id with ``gdown`` (resumable), then verify it."""
-    dest = Path(dest)
-    if _already_there(f"Google Drive id {file_id}", dest, sha256, md5, allow_unverified):
+    """Download a Google Drive file by id with ``gdown`` (resumable), then verify it.
+
+    Raises:
+        ConnectionError: gdown failed (private file, wrong id, quota, network).
+        ValueError / ArchiveError: as :func:`download_url`.
+    """
+    dest, label = Path(dest), f"Google Drive id {file_id}"
+    if not file_id or "/" in file_id:
+        raise ValueError(f"{file_id!r}: not a Google Drive id (give gdrive:<id>, the part "
+                         f"of the sharing link after /d/)")
+    if _already_there(label, dest, sha256, md5, allow_unverified):
         return dest
+    # gdown (with requests and BeautifulSoup) takes 0.4-0.8 s to import, and only Drive
+    # downloads need it: imported here so that URL downloads and --list stay quick.
     import gdown
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    out = gdown.download(id=file_id, output=str(part), quiet=progress is False, resume=True)
-    if not out or not part.exists():
-        raise ConnectionError(f"Google Drive id {file_id}: download failed (gdown returned "
-                              f"{out!r}); check the id and that the file is shared publicly")
-    return _verify_and_promote(part, dest, sha256, md5)
-
-
-def download(source: str, dest: str | os.PathLike, **kwargs) -> Path:
-    """:func:`download_url` for ``http(s)://`` URLs, :func:`download_gdrive` otherwise
-    (``gdrive:ID`` or a bare Drive id)."""
-    if source.startswith(("http://", "https://")):
-        return download_url(source, dest, **kwargs)
-    file_id = source.removeprefix("gdrive:")
-    for key in ("retries", "backoff", "timeout", "headers"):
-        kwargs.pop(key, None)
-    return download_gdrive(file_id, dest, **kwargs)
-
-
-# -- safe extraction ---------------------------------------------------------------------------
-
-def _check_name(archive: Path, name: str) -> str:
-    """The entry's safe relative POSIX path, or ValueError."""
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or PureWindowsPath(name).drive or PureWindowsPath(name).root:
-        raise ValueError(f"{archive}: entry {name!r} has an absolute path; refusing the archive")
-    parts = [p for p in PurePosixPath(posix).parts if p not in ("", ".")]
-    if ".." in parts:
-        raise ValueError(f"{archive}: entry {name!r} climbs out of the target ('..'); "
-                         f"refusing the archive")
-    if "\x00" in name:
-        raise ValueError(f"{archive}: entry {name!r} has a NUL byte; refusing the archive")
-    return "/".join(parts)
-
-
-def _kind(archive: Path) -> str:
-    if zipfile.is_zipfile(archive):
-        return "zip"
-    if tarfile.is_tarfile(archive):
-        return "tar"
-    raise ValueError(f"{archive}: neither a zip nor a tar archive")
-
-
-def check_archive(archive: str | os.PathLike,
-                  limits: ExtractLimits = ExtractLimits()) -> tuple[int, int]:
-    """Inspect every entry of a zip or tar archive before extraction.
-
-    Returns:
-        ``(files, total_bytes)`` (uncompressed).
-
-    Raises:
-        ValueError: an unsafe entry (absolute, ``..``, link, device), too many files, too
-            many bytes, or a zip entry with an absurd compression ratio; the message
-            names the archive and the entry.
-    """
-    archive = Path(archive)
-    files = total = 0
-    if _kind(archive) == "zip":
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                _check_name(archive, info.filename)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise ValueError(f"{archive}: entry {info.filename!r} is a symlink; "
-                                     f"refusing the archive")
-                if info.is_dir():
-                    continue
-                files += 1
-                total += info.file_size
-                if info.file_size > limits.max_ratio * max(info.compress_size, 1) and \
-                        info.file_size > _CHUNK:
-                    raise ValueError(f"{archive}: entry {info.filename!r} expands "
-                                     f"{info.file_size / max(info.compress_size, 1):.0f}x; "
-                                     f"refusing a likely zip bomb")
-                _check_totals(archive, files, total, limits)
-    else:
-        with tarfile.open(archive) as tf:
-            for member in tf:
-                _check_name(archive, member.name)
-                if member.issym() or member.islnk():
-                    raise ValueError(f"{archive}: entry {member.name!r} is a "
-                                     f"{'symlink' if member.issym() else 'hardlink'}; "
-                                     f"refusing the archive")
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise ValueError(f"{archive}: entry {member.name!r} is not a regular file "
-                                     f"(device/fifo); refusing the archive")
-                files += 1
-                total += member.size
-                _check_totals(archive, files, total, limits)
-    return files, total
-
-
-def _check_totals(archive: Path, files: int, total: int, limits: ExtractLimits) -> None:
-    if files > limits.max_files:
-        raise ValueError(f"{archive}: more than {limits.max_files} files; refusing the archive "
-                         f"(raise ExtractLimits.max_files if this is expected)")
-    if total > limits.max_total_bytes:
-        raise ValueError(f"{archive}: more than {limits.max_total_bytes} bytes uncompressed; "
-                         f"refusing the archive (raise ExtractLimits.max_total_bytes if expected)")
-
-
-def _copy_limited(src, dst, limit: int, name: str) -> int:
-    """Copy at most ``limit`` bytes (an entry must not grow past its declared size)."""
-    done = 0
-    while True:
-        block = src.read(_CHUNK)
-        if not block:
-            return done
-        done += len(block)
-        if done > limit:
-            raise ValueError(f"{name}: entry is larger than its header says; refusing the archive")
-        dst.write(block)
-
-
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *,
-                 limits: ExtractLimits = ExtractLimits(), overwrite: bool = False,
-                 progress: bool | None = None) -> Path:
-    """Extract a zip or tar archive into ``dest`` safely.
-
-    All entries are checked first (:func:`check_archive`); files are then written into a
-    temporary folder beside ``dest`` and that folder is renamed to ``dest`` at the end.
-    On any error the temporary folder is removed and ``dest`` is untouched.
-
-    Raises:
-        FileExistsError: ``dest`` exists and is not empty (unless ``overwrite``).
-        ValueError: an unsafe or oversized archive (nothing is written).
-    """
-    archive, dest = Path(archive), Path(dest)
-    if dest.exists() and any(dest.iterdir()) and not overwrite:
-        raise FileExistsError(f"{dest}: already exists and is not empty; refusing to extract "
-                              f"{archive.name} over it")
-    files, total = check_archive(archive, limits)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=f"extract {archive.name}",
-                  disable=None if progress is None else not progress) as bar:
-            if _kind(archive) == "zip":
-                with zipfile.ZipFile(archive) as zf:
-                    for info in zf.infolist():
-                        rel = _check_name(archive, info.filename)
-                        target = tmp / rel
-                        if info.is_dir():
-                            target.mkdir(parents=True, exist_ok=True)
-                            continue
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        with zf.open(info) as src, open(target, "wb") as dst:
-                            bar.update(_copy_limited(src, dst, info.file_size,
-                                                     f"{archive}:{info.filename}"))
-            else:
-                with tarfile.open(archive) as tf:
-                    for member in tf:
-                        rel = _check_name(archive, member.name)
-                        target = tmp / rel
-                        if member.isdir():
-                            target.mkdir(parents=True, exist_ok=True)
-                            continue
-                        if not member.isfile():
-                            raise ValueError(f"{archive}: entry {member.name!r} is not a "
-                                             f"regular file; refusing the archive")
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        src = tf.extractfile(member)
-                        assert src is not None
-                        with src, open(target, "wb") as dst:
-                            bar.update(_copy_limited(src, dst, member.size,
-                                                     f"{archive}:{member.name}"))
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+        out = gdown.download(id=file_id, output=str(part), quiet=progress is False, resume=True)
+    except Exception as exc:  # noqa: BLE001 (gdown's errors differ between its versions)
+        out, reason = None, " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    else:
+        reason = f"gdown returned {out!r}"
+    if not out or not part.exists():
+        raise ConnectionError(f"{label}: download failed ({reason}); check the id and that "
+                              f"the file is shared with 'Anyone with the link', then rerun")
+    return _promote_download(label, part, dest, sha256, md5)
+
+
+def download(source: str, dest: str | os.PathLike, *, retry: RetryPolicy = RetryPolicy(),
+             **kwargs) -> Path:
+    """:func:`download_url` for ``http(s)://`` URLs, :func:`download_gdrive` otherwise
+    (``gdrive:ID`` or a bare Drive id); ``kwargs`` are theirs."""
+    if source.startswith(("http://", "https://")):
+        return download_url(source, dest, retry=retry, **kwargs)
+    return download_gdrive(source.removeprefix("gdrive:"), dest, **kwargs)
 
 
 def verify_and_extract(archive: str | os.PathLike, dest: str | os.PathLike, *,
@@ -398,79 +362,139 @@ def verify_and_extract(archive: str | os.PathLike, dest: str | os.PathLike, *,
     return safe_extract(archive, dest, limits=limits, overwrite=overwrite, progress=progress)
 
 
+# -- fetch: download, then extract or place ---------------------------------------------------
+
+def download_name(source: str, filename: str | None = None) -> str:
+    """The name a download is saved under: ``filename``, or the URL's last component.
+
+    Raises:
+        ValueError: a name with a path separator, ``..``, or nothing at all.
+    """
+    name = filename or source.rstrip("/").rsplit("/", 1)[-1].split("?")[0].split("#")[0]
+    if source.startswith("gdrive:") and not filename:
+        name = source.removeprefix("gdrive:")
+    if not name or name in (".", "..") or any(c in name for c in "/\\\x00") \
+            or PureWindowsPath(name).drive:
+        raise ValueError(f"{name!r}: not a plain file name for the download of {source}; "
+                         f"give one with --filename NAME (no folders, no '..')")
+    return name
+
+
+def _extract_once(archive: Path, dest: Path, limits: ExtractLimits, overwrite: bool,
+                  progress: bool | None) -> Path:
+    """:func:`safe_extract`, unless ``dest`` holds the archive's files already."""
+    if not overwrite and dest.is_dir() and any(dest.iterdir()) \
+            and is_extracted(archive, dest, limits):
+        return dest
+    return safe_extract(archive, dest, limits=limits, overwrite=overwrite, progress=progress)
+
+
+def _place_file(file: Path, target: Path, overwrite: bool) -> Path:
+    """Copy ``file`` to ``target`` through a temporary name. An existing different
+    ``target`` is replaced only with ``overwrite``; an identical one is left alone."""
+    if target.exists():
+        if target.is_file() and filecmp.cmp(file, target, shallow=False):
+            return target
+        if target.is_dir():
+            raise FileExistsError(f"{target}: is a folder; refusing to put the file {file} "
+                                  f"there (choose another --dest)")
+        if not overwrite:
+            raise FileExistsError(f"{target}: already exists; refusing to replace it with "
+                                  f"{file} (pass --overwrite to replace it, or choose another "
+                                  f"--dest)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(target)
+    try:
+        shutil.copyfile(file, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _refuse_file(dest: Path) -> None:
+    """Refuse a destination folder that is a file, before downloading anything."""
+    if dest.exists() and not dest.is_dir():
+        raise FileExistsError(f"{dest}: is a file, not a folder; choose another --dest")
+
+
+def _install(file: Path, dest: Path, limits: ExtractLimits, overwrite: bool,
+             progress: bool | None) -> Path:
+    """Extract an archive into ``dest``, or place any other file in it."""
+    if archive_kind(file) in ("zip", "tar"):
+        return _extract_once(file, dest, limits, overwrite, progress)
+    dest.mkdir(parents=True, exist_ok=True)
+    return _place_file(file, dest / file.name, overwrite)
+
+
 def fetch(source: str, dest: str | os.PathLike, *, sha256: str | None = None,
           md5: str | None = None, filename: str | None = None,
           downloads: str | os.PathLike | None = None, extract: bool = True,
-          allow_unverified: bool = False, limits: ExtractLimits = ExtractLimits(),
-          progress: bool | None = None,
-          downloader: Callable[..., Path] | None = None) -> Path:
+          allow_unverified: bool = False, overwrite: bool = False,
+          limits: ExtractLimits = ExtractLimits(), retry: RetryPolicy = RetryPolicy(),
+          progress: bool | None = None) -> Path:
     """Download (URL or Drive id), verify, and extract an archive into ``dest``.
 
     Args:
         source: ``http(s)://...`` or a Google Drive id (``gdrive:ID``).
-        dest: the folder to extract into (or, with ``extract=False``, the folder the
-            downloaded file is moved into).
+        dest: the folder to extract into (a file that is not an archive is copied into it).
         filename: the downloaded file's name (default: the URL's last component).
-        downloads: where archives are kept (default: ``dest``'s parent / ``downloads``).
+        downloads: where downloaded files are kept (default: ``dest``'s parent /
+            ``downloads``).
+        extract: False: only download and verify.
+        overwrite: replace a non-empty ``dest`` (or a file of the same name in it).
 
     Returns:
-        ``dest`` (extracted) or the downloaded file (``extract=False``).
+        ``dest`` (extracted), the file placed in it, or the downloaded file (``extract=False``).
     """
     dest = Path(dest)
-    name = filename or source.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "download"
+    name = download_name(source, filename)
+    _refuse_file(dest)
     folder = Path(downloads) if downloads else dest.parent / "downloads"
-    file = (downloader or download)(source, folder / name, sha256=sha256, md5=md5,
-                                    progress=progress, allow_unverified=allow_unverified)
+    file = download(source, folder / name, sha256=sha256, md5=md5, progress=progress,
+                    allow_unverified=allow_unverified, retry=retry)
     if not extract:
         return file
-    if not (zipfile.is_zipfile(file) or tarfile.is_tarfile(file)):
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(file, dest / file.name)
-        return dest
-    return safe_extract(file, dest, limits=limits, progress=progress,
-                        overwrite=dest.exists() and not any(dest.iterdir()))
+    return _install(file, dest, limits, overwrite, progress)
 
 
 def fetch_registered(name: str, dest: str | os.PathLike, *, allow_unverified: bool = False,
-                     downloads: str | os.PathLike | None = None,
-                     limits: ExtractLimits = ExtractLimits(),
+                     downloads: str | os.PathLike | None = None, overwrite: bool = False,
+                     limits: ExtractLimits = ExtractLimits(), retry: RetryPolicy = RetryPolicy(),
                      progress: bool | None = None) -> Path:
     """Fetch every file of a registry entry (:mod:`evacamel.dataset.registry`) into ``dest``.
 
-    Raises:
-        ValueError: the entry is unverified and ``allow_unverified`` is false.
-    """
-    from evacamel.dataset.registry import get_entry
+    Archives marked ``extract`` go to ``dest/<their stem>``; other files into ``dest``.
+    A rerun skips what is there already.
 
+    Raises:
+        KeyError: unknown name. ValueError: the entry is unverified and
+            ``allow_unverified`` is false. And as :func:`fetch`.
+    """
     entry = get_entry(name)
     if not entry.verified and not allow_unverified:
-        raise ValueError(f"dataset {name!r} has no known hashes (unverified): a truncated or "
-                         f"tampered download could not be detected; pass "
-                         f"allow_unverified=True (--allow-unverified) to fetch it anyway")
+        raise ValueError(f"dataset {name!r} has no known hashes (unverified): a tampered "
+                         f"download could not be detected; pass --allow-unverified "
+                         f"(allow_unverified=True) to fetch it anyway")
     dest = Path(dest)
+    _refuse_file(dest)
     folder = Path(downloads) if downloads else dest.parent / "downloads"
-    dest.mkdir(parents=True, exist_ok=True)
     for f in entry.files:
         file = download(f.source, folder / f.filename, sha256=f.sha256, md5=f.md5,
-                        progress=progress, allow_unverified=allow_unverified)
-        if f.extract and (zipfile.is_zipfile(file) or tarfile.is_tarfile(file)):
-            sub = dest / Path(f.filename).name.split(".")[0]
-            safe_extract(file, sub, limits=limits, progress=progress)
+                        progress=progress, allow_unverified=allow_unverified, retry=retry)
+        if f.extract and archive_kind(file) in ("zip", "tar"):
+            _extract_once(file, dest / f.folder, limits, overwrite, progress)
         else:
-            target = dest / f.filename
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.copy2(file, tmp)
-            os.replace(tmp, target)
+            dest.mkdir(parents=True, exist_ok=True)
+            _place_file(file, dest / f.filename, overwrite)
     return dest
 
 
-DATASET_ENTRIES = ("meta.json", "dataset_info.csv", "sources.json", "bg", "fg", "fg_bg",
-                   "mask", "depth", "bg_depth")
-"""What :func:`make_archive` puts in a dataset archive (not caches or downloads)."""
-
+# -- sharing a dataset -----------------------------------------------------------------------
 
 def make_archive(root: str | os.PathLike, archive: str | os.PathLike, *,
-                 entries: tuple[str, ...] = DATASET_ENTRIES,
+                 entries: tuple[str, ...] | None = None,
                  progress: bool | None = None) -> tuple[Path, str]:
     """Zip a dataset folder to share it: its files under their dataset-relative paths,
     stored without recompression (images are compressed already; stored members are
@@ -478,9 +502,18 @@ def make_archive(root: str | os.PathLike, archive: str | os.PathLike, *,
 
     Written to a temporary name and renamed, so a half-written archive never exists.
 
+    Args:
+        entries: the files and folders of ``root`` to put in (default: the dataset's
+            own, :data:`evacamel.dataset.format.DATASET_ENTRIES`, without its work folder).
+
     Returns:
         ``(archive, sha256)``: publish the hash beside the archive.
     """
+    # The format module imports torch (2 s warm, 8 s cold on the 2-core machine), which
+    # downloading never needs: imported here, where the folder list is used.
+    from evacamel.dataset.format import DATASET_ENTRIES, WORK
+
+    entries = tuple(sorted(DATASET_ENTRIES - {WORK})) if entries is None else entries
     root, archive = Path(root), Path(archive)
     files = []
     for name in entries:
@@ -492,7 +525,7 @@ def make_archive(root: str | os.PathLike, archive: str | os.PathLike, *,
     if not files:
         raise FileNotFoundError(f"{root}: no dataset files to archive")
     archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
+    tmp = tmp_name(archive)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for path in tqdm(files, desc=f"zip {archive.name}", unit="file",

@@ -34,7 +34,14 @@ class RemoteFile:
 
     @property
     def verified(self) -> bool:
+        """A hash is known."""
         return bool(self.sha256 or self.md5)
+
+    @property
+    def folder(self) -> str:
+        """The sub-folder of the dataset an extracted archive goes to: its name without
+        suffixes (``bg_cropped.zip`` -> ``bg_cropped``)."""
+        return self.filename.split(".")[0] or self.filename
 
 
 @dataclass(frozen=True)
