@@ -1,16 +1,25 @@
-"""The procedural desert world: backgrounds with exact depth, and camel sprites.
+"""The procedural desert world: backgrounds with exact depth, camels, compositing.
 
 * :func:`render_backgrounds` - seeded desert photographs (dunes, sky, sun, haze) with
   metric depth along each pixel's ray, batched, CPU or GPU.
 * :func:`render_camels` - seeded camels (dromedary / bactrian, four poses) as RGBA sprites.
 * :func:`sprite_from_cutout` - a student's own RGBA cut-out as a sprite.
+* :func:`sample_placements` and :func:`compose` - camels pasted on backgrounds with exact
+  masks and depth.
+* :func:`clahe` - the seed's brightness equalisation.
+
+Pixels only: nothing here reads or writes files. The world imports only itself and the
+leaves (:mod:`evacamel.depth_units`).
 """
 
 from evacamel.world.background import Backgrounds, render_backgrounds, sample_camera
+from evacamel.world.camel import CamelSprite, render_camels, sprite_from_cutout
 from evacamel.world.camera import Camera
+from evacamel.world.compose import Composite, Placement, compose, sample_placements
+from evacamel.world.enhance import clahe
 
-__all__ = ["Camera", "Backgrounds", "render_backgrounds", "sample_camera"]
-
-from evacamel.world.camel import CamelSprite, render_camels, sprite_from_cutout  # noqa: E402
-
-__all__ += ["CamelSprite", "render_camels", "sprite_from_cutout"]
+__all__ = [
+    "Backgrounds", "render_backgrounds", "sample_camera", "Camera",
+    "CamelSprite", "render_camels", "sprite_from_cutout",
+    "Placement", "Composite", "sample_placements", "compose", "clahe",
+]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,7 +37,8 @@ from evacamel.depth_units import FAR_M
 from evacamel.world.camera import Camera
 from evacamel.world.noise import fbm, value_noise
 from evacamel.world.sky import SkyParams, sample_sky_params, sky_color, srgb_to_linear
-from evacamel.world.terrain import TerrainParams, _scene_rng, sample_terrain_params, terrain_height
+from evacamel.world.rng import scene_rng
+from evacamel.world.terrain import TerrainParams, sample_terrain_params, terrain_height
 
 __all__ = ["Backgrounds", "render_backgrounds", "sample_camera", "SAND_PALETTES"]
 
@@ -89,19 +91,27 @@ class Backgrounds:
 
 def sample_camera(seed: int, size: int) -> Camera:
     """The camera of scene ``seed`` at ``size`` pixels (the same scene at any size)."""
-    r = _scene_rng(seed, 0)
+    r = scene_rng(seed, 0)
     height = float(np.exp(r.uniform(np.log(1.6), np.log(8.0))))
     pitch = math.radians(r.uniform(0.5, 7.5))
     hfov = math.radians(r.uniform(48, 72))
     return Camera(height_m=height, pitch_rad=pitch, focal_px=size / 2 / math.tan(hfov / 2), size=size)
 
 
-def _sand_colors(seeds: Sequence[int], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-scene main sand albedo, trough albedo (``B x 3 x 1``, linear) and texture strength (``B x 1 x 1``)."""
+class _SandColors(NamedTuple):
+    """Per-scene sand: linear albedos ``B x 3 x 1`` and texture strength ``B x 1 x 1``."""
+
+    main: torch.Tensor      # on crests and slopes
+    trough: torch.Tensor    # in the hollows between dunes
+    texture: torch.Tensor   # how strongly albedo patches show
+
+
+def _sand_colors(seeds: Sequence[int], device) -> _SandColors:
+    """Each scene's sand colours, drawn from :data:`SAND_PALETTES` (deterministic per seed)."""
     names = list(SAND_PALETTES)
     main, trough, tex = [], [], []
     for s in seeds:
-        r = _scene_rng(s, 4)
+        r = scene_rng(s, 4)
         w = np.array([0.5, 1, 1.2, 1.5, 1.2, 1, 0.8, 0.5])
         a, b = r.choice(len(names), 2, replace=False, p=w / w.sum())
         m = r.uniform(0, 1)
@@ -112,7 +122,7 @@ def _sand_colors(seeds: Sequence[int], device) -> tuple[torch.Tensor, torch.Tens
         trough.append(srgb_to_linear(t))
         tex.append(r.uniform(0.5, 1.0))
     as_t = lambda v: torch.tensor(np.asarray(v), dtype=torch.float32, device=device)  # noqa: E731
-    return as_t(main).view(-1, 3, 1), as_t(trough).view(-1, 3, 1), as_t(tex).view(-1, 1, 1)
+    return _SandColors(as_t(main).view(-1, 3, 1), as_t(trough).view(-1, 3, 1), as_t(tex).view(-1, 1, 1))
 
 
 def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -120,7 +130,17 @@ def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 2, idx[:, None, :].expand(-1, x.shape[1], -1))
 
 
-def _shadow_map(tp: TerrainParams, sky: SkyParams, n: int, half: float, center_z: float, device):
+class _ShadowFrame(NamedTuple):
+    """Where a sun-aligned shadow grid lies on the ground."""
+
+    sun_x: torch.Tensor     # ``B x 1 x 1`` horizontal unit vector towards the sun (x, z)
+    sun_z: torch.Tensor
+    center_z: float         # the grid's centre, straight ahead of the camera (m)
+    half: float             # half its side (m)
+
+
+def _shadow_map(tp: TerrainParams, sky: SkyParams, n: int, half: float, center_z: float,
+                device) -> tuple[torch.Tensor, _ShadowFrame]:
     """Sun visibility on a sun-aligned grid: ``B x 1 x n x n`` in [0, 1], plus the grid frame."""
     B = tp.wavelength.shape[0]
     sd = sky.sun_dir[:, :, 0]
@@ -140,17 +160,16 @@ def _shadow_map(tp: TerrainParams, sky: SkyParams, n: int, half: float, center_z
     occ = ahead - g - 0.15 * cell * tan_e
     pen = 0.3 + cell * tan_e
     lit = 1 - (occ / pen).clamp(0, 1)
-    frame = (ax, az, center_z, half)
-    return lit[:, None], frame
+    return lit[:, None], _ShadowFrame(ax, az, center_z, half)
 
 
-def _sample_shadow(lit: torch.Tensor, frame, hx: torch.Tensor, hz: torch.Tensor) -> torch.Tensor:
-    ax, az, cz, half = frame
-    ax, az = ax[:, :, 0], az[:, :, 0]
-    rx, rz = hx, hz - cz
+def _sample_shadow(lit: torch.Tensor, frame: _ShadowFrame, hx: torch.Tensor, hz: torch.Tensor) -> torch.Tensor:
+    """Sun visibility ``B x P`` at ground points ``hx, hz`` (``B x P``); 1 outside the grid."""
+    ax, az = frame.sun_x[:, :, 0], frame.sun_z[:, :, 0]
+    rx, rz = hx, hz - frame.center_z
     alpha = rx * ax + rz * az
     beta = rx * az - rz * ax
-    grid = torch.stack([alpha / half, beta / half], -1)[:, None]  # B x 1 x P x 2
+    grid = torch.stack([alpha / frame.half, beta / frame.half], -1)[:, None]  # B x 1 x P x 2
     s = F.grid_sample(lit - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return s[:, 0, 0] + 1
 
@@ -162,7 +181,7 @@ def _unit(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _terrain_features(tp: TerrainParams, px: torch.Tensor, pz: torch.Tensor) -> torch.Tensor:
-    """Per-point sand features for shading: ``B x 2 x P`` (albedo patches, ripple warp)."""
+    """Per-point sand features for shading: ``B x 3 x P`` (albedo patches, ripple warp, ripple strength)."""
     wx = px + tp.offset_x
     wz = pz + tp.offset_z
     patch = fbm(tp.table_b, wx / 23.0 + 7.0, wz / 23.0, octaves=3)
@@ -173,65 +192,99 @@ def _terrain_features(tp: TerrainParams, px: torch.Tensor, pz: torch.Tensor) -> 
     return torch.stack([patch, warp, rip], 1)
 
 
-def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
-    B, S = len(seeds), size
-    P = S * S
-    cams = [sample_camera(s, S) for s in seeds]
-    tp = sample_terrain_params(seeds, device)
-    sky = sample_sky_params(seeds, device)
+# -- the steps of one rendered batch ----------------------------------------------------
+class _Rays(NamedTuple):
+    """Every pixel's ray, pixels flattened (``P = S * S``)."""
 
+    unit: torch.Tensor          # B x 3 x P unit directions (x, y, z)
+    slope: torch.Tensor         # B x P rise per horizontal meter (sigma)
+    azimuth: torch.Tensor       # B x P radians, 0 = forward (phi)
+    length_per_h: torch.Tensor  # B x P ray length per horizontal meter
+
+
+def _pixel_rays(cams: list[Camera], device) -> _Rays:
+    """The rays of each camera's pixels."""
+    B, P = len(cams), cams[0].size ** 2
     d = torch.stack([c.ray_directions(device) for c in cams]).view(B, 3, P)
     dn, dnorm = _unit(d)
     hl = torch.sqrt(d[:, 0] ** 2 + d[:, 2] ** 2)
-    sigma = d[:, 1] / hl                       # B x P: rise per horizontal meter
-    phi = torch.atan2(d[:, 0], d[:, 2])         # B x P: azimuth, 0 = forward
-    ray_per_h = dnorm / hl                      # ray length per horizontal meter
+    return _Rays(unit=dn, slope=d[:, 1] / hl, azimuth=torch.atan2(d[:, 0], d[:, 2]), length_per_h=dnorm / hl)
 
-    # camera stands on the terrain
-    zero = torch.zeros(B, 1, device=device)
-    cam_y = terrain_height(tp, zero, zero) + torch.tensor([c.height_m for c in cams], device=device).view(B, 1)
 
-    # --- terrain profiles: evaluated on n_c azimuths x K distances, interpolated to n_az azimuths
-    n_az = int(1.5 * S) + 2
-    n_c = max(48, S // 3) + 2
-    K = int(min(1024, max(224, 0.75 * S)))
-    pmin = phi.amin(1, keepdim=True) - 1e-4
-    pmax = phi.amax(1, keepdim=True) + 1e-4
-    dphi = (pmax - pmin) / (n_az - 1)                                       # B x 1
+class _Profiles(NamedTuple):
+    """The terrain along ``n_az`` vertical half-planes (azimuths) at ``K`` distances.
+
+    ``values`` channels: height relative to the camera (m), its slope along the distance,
+    its slope across the azimuth, height relative to the local mean (m), then the
+    :func:`_terrain_features` (albedo patches, ripple warp, ripple strength).
+    """
+
+    values: torch.Tensor        # B x 7 x n_az x K
+    running_slope: torch.Tensor  # B x n_az x K: running max of (height / distance) along each profile
+    t: torch.Tensor             # K horizontal distances (m), log-spaced
+    az_min: torch.Tensor        # B x 1: azimuth of profile 0
+    az_step: torch.Tensor       # B x 1: azimuth between profiles
+
+
+def _profile_gradients(Hc: torch.Tensor, t: torch.Tensor, az_step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Height slopes of the coarse profiles ``B x n_c x K``: along the distance and across azimuths."""
+    dt = torch.empty_like(Hc)
+    dt[:, :, 1:-1] = (Hc[:, :, 2:] - Hc[:, :, :-2]) / (t[2:] - t[:-2])
+    dt[:, :, 0] = dt[:, :, 1]
+    dt[:, :, -1] = dt[:, :, -2]
+    dp = torch.empty_like(Hc)
+    dp[:, 1:-1] = (Hc[:, 2:] - Hc[:, :-2]) / (2 * az_step[:, :, None] * t)
+    dp[:, 0] = dp[:, 1]
+    dp[:, -1] = dp[:, -2]
+    return dt, dp
+
+
+def _terrain_profiles(tp: TerrainParams, rays: _Rays, cam_y: torch.Tensor, size: int, device) -> _Profiles:
+    """Terrain profiles, evaluated on ``n_c`` azimuths and interpolated to ``n_az``."""
+    B = cam_y.shape[0]
+    n_az = int(1.5 * size) + 2
+    n_c = max(48, size // 3) + 2
+    K = int(min(1024, max(224, 0.75 * size)))
+    pmin = rays.azimuth.amin(1, keepdim=True) - 1e-4
+    pmax = rays.azimuth.amax(1, keepdim=True) + 1e-4
     az_c = pmin + (pmax - pmin) * torch.linspace(0, 1, n_c, device=device)   # B x n_c
     t = T_NEAR_M * (T_FAR_M / T_NEAR_M) ** torch.linspace(0, 1, K, device=device)  # K
     px = (torch.sin(az_c)[:, :, None] * t).reshape(B, -1)
     pz = (torch.cos(az_c)[:, :, None] * t).reshape(B, -1)
     Hc = (terrain_height(tp, px, pz) - cam_y).view(B, n_c, K)               # relative to camera
     feats_c = _terrain_features(tp, px, pz).view(B, -1, n_c, K)
-    # gradients on the coarse grid (along distance, across azimuth)
-    dt = torch.empty_like(Hc)
-    dt[:, :, 1:-1] = (Hc[:, :, 2:] - Hc[:, :, :-2]) / (t[2:] - t[:-2])
-    dt[:, :, 0] = dt[:, :, 1]
-    dt[:, :, -1] = dt[:, :, -2]
-    dphi_c = (pmax - pmin) / (n_c - 1)
-    dp = torch.empty_like(Hc)
-    dp[:, 1:-1] = (Hc[:, 2:] - Hc[:, :-2]) / (2 * dphi_c[:, :, None] * t)
-    dp[:, 0] = dp[:, 1]
-    dp[:, -1] = dp[:, -2]
+    dt, dp = _profile_gradients(Hc, t, (pmax - pmin) / (n_c - 1))
     rel = Hc - F.avg_pool1d(Hc.reshape(B * n_c, 1, K), 15, 1, 7, count_include_pad=False).view(B, n_c, K)
     allc = torch.cat([Hc[:, None], dt[:, None], dp[:, None], rel[:, None], feats_c], 1)  # B x C x n_c x K
-    C = allc.shape[1]
     allf = F.interpolate(allc, size=(n_az, K), mode="bilinear", align_corners=True)  # B x C x n_az x K
-    H = allf[:, 0]
-    slope = H / t
-    run = torch.cummax(slope, dim=2).values
+    run = torch.cummax(allf[:, 0] / t, dim=2).values
+    return _Profiles(values=allf, running_slope=run, t=t, az_min=pmin, az_step=(pmax - pmin) / (n_az - 1))
 
-    # --- one searchsorted finds every pixel's first hit
-    j = ((phi - pmin) / dphi).round().long().clamp(0, n_az - 1)                # B x P
+
+class _Hits(NamedTuple):
+    """Where each pixel's ray first meets the terrain (``B x P`` unless noted)."""
+
+    profile: torch.Tensor      # index of the pixel's azimuth profile (j)
+    is_sky: torch.Tensor       # bool: the ray never meets the terrain
+    horizontal: torch.Tensor   # horizontal distance to the hit (m)
+    distance: torch.Tensor     # distance along the ray (m)
+    depth: torch.Tensor        # distance, sky and beyond FAR_M set to FAR_M
+    values: torch.Tensor       # B x 7 x P: the profile channels at the hit
+
+
+def _first_hits(prof: _Profiles, rays: _Rays) -> _Hits:
+    """One ``searchsorted`` finds every pixel's first hit; linear interpolation inside the segment."""
+    B, C, n_az, K = prof.values.shape
+    t, sigma = prof.t, rays.slope
+    j = ((rays.azimuth - prof.az_min) / prof.az_step).round().long().clamp(0, n_az - 1)  # B x P
     big = 4096.0
-    offs = torch.arange(n_az, device=device, dtype=torch.float64)[None, :, None] * big
-    seq = (run.double().clamp(-1000, 1000) + offs).view(B, -1)
+    offs = torch.arange(n_az, device=t.device, dtype=torch.float64)[None, :, None] * big
+    seq = (prof.running_slope.double().clamp(-1000, 1000) + offs).view(B, -1)
     k = torch.searchsorted(seq, sigma.double() + j.double() * big) - j * K        # B x P in [0, K]
     is_sky = k >= K
     k1 = k.clamp(1, K - 1)
     k0 = k1 - 1
-    flat = allf.view(B, C, -1)
+    flat = prof.values.view(B, C, -1)
     f0 = _gather_rows(flat, j * K + k0)
     f1 = _gather_rows(flat, j * K + k1)
     t0, t1 = t[k0], t[k1]
@@ -240,12 +293,16 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
     w = (g0 / (g0 - g1).clamp_max(-1e-9)).clamp(0, 1)  # g0 < 0 <= g1
     w = torch.where(k == 0, torch.zeros_like(w), w)
     th = t0 + w * (t1 - t0)                                                    # horizontal hit distance
-    dist = th * ray_per_h
+    dist = th * rays.length_per_h
     depth = torch.where(is_sky, torch.full_like(dist, FAR_M), dist.clamp_max(FAR_M))
-    fe = f0 + (f1 - f0) * w[:, None]
-    gt, gp, relh, patch, rwarp, ripmod = fe[:, 1], fe[:, 2], fe[:, 3], fe[:, 4], fe[:, 5], fe[:, 6]
+    return _Hits(profile=j, is_sky=is_sky, horizontal=th, distance=dist, depth=depth,
+                 values=f0 + (f1 - f0) * w[:, None])
 
-    # --- normal: profile gradients plus sand ripples (faded where a pixel spans several)
+
+def _ground_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, focal_px: float) -> torch.Tensor:
+    """Unit normals ``B x 3 x P``: profile gradients plus sand ripples (faded where a pixel spans several)."""
+    gt, gp, relh, rwarp, ripmod = (hits.values[:, i] for i in (1, 2, 3, 5, 6))
+    th, phi, sigma = hits.horizontal, rays.azimuth, rays.slope
     sp, cp = torch.sin(phi), torch.cos(phi)
     hgx = gt * sp + gp * cp
     hgz = gt * cp - gp * sp
@@ -256,37 +313,62 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
     rphase = (ra + rwarp) / lam_r
     rs = rphase - torch.floor(rphase)
     deriv = torch.where(rs < 0.72, torch.full_like(rs, 1 / 0.72), torch.full_like(rs, -1 / 0.28))
-    fp_ground = dist / cams[0].focal_px / ((-sigma).clamp_min(0) + 0.04)
+    fp_ground = hits.distance / focal_px / ((-sigma).clamp_min(0) + 0.04)
     ramp = (1 - fp_ground / (lam_r * 0.6)).clamp(0, 1) * ripmod * (1 - (relh.abs() / 4).clamp(0, 1) * 0.6)
     r_amp = 0.005 / lam_r * ramp * deriv
     hgx = hgx + r_amp * tp.wind_cos
     hgz = hgz + r_amp * tp.wind_sin
     n, _ = _unit(torch.stack([-hgx, torch.ones_like(hgx), -hgz], 1))
+    return n
 
-    # --- light: sun (with cast shadows), sky
-    # two shadow maps: a fine one near the camera, a coarse one to 1.2 km
-    # (far shadows cover few pixels each: a coarser far map costs little in the image)
-    lit_far, frame_far = _shadow_map(tp, sky, max(96, min(320, S // 3)), 700.0, 500.0, device)
-    lit_near, frame_near = _shadow_map(tp, sky, max(128, min(384, 3 * S // 8)), 110.0, 90.0, device)
+
+def _sun_visibility(tp: TerrainParams, sky: SkyParams, hits: _Hits, rays: _Rays, size: int,
+                    device) -> torch.Tensor:
+    """Cast shadows ``B x 1 x P`` in [0, 1]: a fine map near the camera, a coarse one to 1.2 km.
+
+    Far shadows cover few pixels each: a coarser far map costs little in the image.
+    """
+    th = hits.horizontal
+    hx, hz = th * torch.sin(rays.azimuth), th * torch.cos(rays.azimuth)
+    lit_far, frame_far = _shadow_map(tp, sky, max(96, min(320, size // 3)), 700.0, 500.0, device)
+    lit_near, frame_near = _shadow_map(tp, sky, max(128, min(384, 3 * size // 8)), 110.0, 90.0, device)
     sh_far = _sample_shadow(lit_far, frame_far, hx, hz)
     sh_near = _sample_shadow(lit_near, frame_near, hx, hz)
     blend = ((th - 60.0) / 40.0).clamp(0, 1)
-    shadow = (sh_near + (sh_far - sh_near) * blend)[:, None]
-    ndl = (n * sky.sun_dir).sum(1, keepdim=True).clamp_min(0)
-    main, trough, tex = _sand_colors(seeds, device)
+    return (sh_near + (sh_far - sh_near) * blend)[:, None]
+
+
+def _lit_sand(tp: TerrainParams, sky: SkyParams, sand: _SandColors, hits: _Hits, normals: torch.Tensor,
+              shadow: torch.Tensor) -> torch.Tensor:
+    """Linear radiance ``B x 3 x P`` of the sand: albedo (troughs darker, patches) under sun and sky."""
+    relh, patch = hits.values[:, 3], hits.values[:, 4]
+    ndl = (normals * sky.sun_dir).sum(1, keepdim=True).clamp_min(0)
     tr = (-relh / (0.5 + 0.06 * tp.wavelength)).clamp(0, 1)[:, None]
-    alb = main + (trough - main) * tr * 0.8
-    alb = alb * (1 + 0.10 * tex * patch[:, None])
+    alb = sand.main + (sand.trough - sand.main) * tr * 0.8
+    alb = alb * (1 + 0.10 * sand.texture * patch[:, None])
     ambient = sky.zenith * 0.40 + sky.horizon * 0.16
-    col = alb * (sky.sun_color * ndl * shadow * 0.42 + ambient * (0.5 + 0.5 * n[:, 1:2]))
-    # aerial perspective
-    fog = 1 - torch.exp(-dist[:, None] / sky.haze_m[:, :, None])
-    # the haze colour depends on the azimuth only: evaluated on the azimuth grid, gathered
-    az_f = pmin + dphi * torch.arange(n_az, device=device, dtype=torch.float32)
+    return alb * (sky.sun_color * ndl * shadow * 0.42 + ambient * (0.5 + 0.5 * normals[:, 1:2]))
+
+
+def _add_haze(col: torch.Tensor, sky: SkyParams, hits: _Hits, prof: _Profiles) -> torch.Tensor:
+    """Aerial perspective: the colour fades to the horizon sky's with distance.
+
+    The haze colour depends on the azimuth only: evaluated on the profile azimuths, gathered.
+    """
+    fog = 1 - torch.exp(-hits.distance[:, None] / sky.haze_m[:, :, None])
+    n_az = prof.values.shape[2]
+    az_f = prof.az_min + prof.az_step * torch.arange(n_az, device=col.device, dtype=torch.float32)
     horiz_dir = torch.stack([torch.sin(az_f), torch.zeros_like(az_f), torch.cos(az_f)], 1)
-    haze_col = _gather_rows(sky_color(sky, horiz_dir, clouds=False), j)
-    col = col + (haze_col - col) * fog
-    # the sky (clouds are smooth: rendered at half resolution), only down to the lowest sky row
+    haze_col = _gather_rows(sky_color(sky, horiz_dir, clouds=False), hits.profile)
+    return col + (haze_col - col) * fog
+
+
+def _paint_sky(col: torch.Tensor, sky: SkyParams, rays: _Rays, is_sky: torch.Tensor, size: int) -> None:
+    """Write the sky into ``col`` (``B x 3 x P``, in place) where ``is_sky``.
+
+    Clouds are smooth: the sky is rendered at half resolution, only down to the lowest sky row.
+    """
+    B, S = col.shape[0], size
     h2 = max(8, S // 2)
     rows2 = h2
     sky_rows = torch.nonzero(is_sky.view(B, S, S).any(2).any(0)).flatten()
@@ -295,7 +377,7 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
         rows2 = min(h2, (last + 1 + 1) // 2 + 2)  # 2 half-res rows of margin: rows <= last exact
     if rows2 > 0 and sky_rows.numel():
         src_rows = S if rows2 == h2 else 2 * rows2
-        d2 = F.interpolate(dn.view(B, 3, S, S)[:, :, :src_rows], size=(rows2, h2), mode="bilinear",
+        d2 = F.interpolate(rays.unit.view(B, 3, S, S)[:, :, :src_rows], size=(rows2, h2), mode="bilinear",
                            align_corners=False)
         d2, _ = _unit(d2.reshape(B, 3, -1))
         skyc = sky_color(sky, d2).view(B, 3, rows2, h2)
@@ -303,10 +385,13 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
         top = col.view(B, 3, S, S)[:, :, :src_rows]
         top.copy_(torch.where(is_sky.view(B, 1, S, S)[:, :, :src_rows], skyc, top))
 
-    # --- camera: exposure, tone curve, vignetting, grain
+
+def _develop(col: torch.Tensor, seeds: list[int], size: int) -> torch.Tensor:
+    """The camera: radiance ``B x 3 x P`` -> image ``B x 3 x S x S`` in [0, 1] (tone curve, vignetting, grain)."""
+    B, S, device = col.shape[0], size, col.device
     img = _tone(col)
     u = (torch.arange(S, device=device, dtype=torch.float32) + 0.5) / S - 0.5
-    r2 = (u[None, :] ** 2 + u[:, None] ** 2).view(1, 1, P)
+    r2 = (u[None, :] ** 2 + u[:, None] ** 2).view(1, 1, S * S)
     img = img * (1 - 0.3 * r2)
     img = img.view(B, 3, S, S)
     grains = []
@@ -314,7 +399,27 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
         g = torch.Generator().manual_seed(int(s) * 7 + 3)
         grains.append(torch.randn(1, S, S, generator=g))
     img = img + 0.01 * torch.stack(grains).to(device)
-    return Backgrounds(rgb=img.clamp(0, 1).contiguous(), depth=depth.view(B, 1, S, S).contiguous(),
+    return img.clamp(0, 1).contiguous()
+
+
+def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
+    """Render a batch of scenes (see the module doc for the steps)."""
+    B, S = len(seeds), size
+    cams = [sample_camera(s, S) for s in seeds]
+    tp = sample_terrain_params(seeds, device)
+    sky = sample_sky_params(seeds, device)
+    rays = _pixel_rays(cams, device)
+    # the camera stands on the terrain
+    zero = torch.zeros(B, 1, device=device)
+    cam_y = terrain_height(tp, zero, zero) + torch.tensor([c.height_m for c in cams], device=device).view(B, 1)
+    prof = _terrain_profiles(tp, rays, cam_y, S, device)
+    hits = _first_hits(prof, rays)
+    normals = _ground_normals(tp, rays, hits, cams[0].focal_px)
+    shadow = _sun_visibility(tp, sky, hits, rays, S, device)
+    col = _lit_sand(tp, sky, _sand_colors(seeds, device), hits, normals, shadow)
+    col = _add_haze(col, sky, hits, prof)
+    _paint_sky(col, sky, rays, hits.is_sky, S)
+    return Backgrounds(rgb=_develop(col, seeds, S), depth=hits.depth.view(B, 1, S, S).contiguous(),
                        cameras=cams, seeds=[int(s) for s in seeds])
 
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -119,21 +120,55 @@ def _seed_placement(S: int, g: torch.Generator) -> Placement:
     return Placement(x=(S - side) * r[1], y=(S - side) * r[2], w=side, h=side, flip=r[3] < 0.5, distance_m=None)
 
 
-def _perspective_placement(depth: torch.Tensor, cam: Camera, sprite: CamelSprite, g: torch.Generator,
-                           tries: int = 48, min_visible: float = 0.6) -> Placement:
-    S = cam.size
-    f = cam.focal_px
-    m = sprite.meters_per_side
-    rl = _ray_lengths(cam, torch.device("cpu"))
-    dep = depth.float().cpu()
-    # only the drawn columns are ever looked at: no full-image work per placement
-    # distances at which the sprite is between ~10% and ~55% of the image
+def _distance_range(cam: Camera, meters_per_side: float) -> tuple[float, float]:
+    """Forward distances (m) at which the sprite is between ~10% and ~55% of the image."""
+    S, f, m = cam.size, cam.focal_px, meters_per_side
     d_lo = max(3.0, f * m / (0.55 * S))
     d_hi = max(d_lo * 1.5, min(400.0, f * m / (0.10 * S)))
-    us, vs = _alpha_points(sprite)
+    return d_lo, d_hi
+
+
+class _Stand(NamedTuple):
+    """A point on the visible ground where a camel may stand (camera-relative meters)."""
+
+    x: float
+    y: float
+    z: float          # forward distance
+    behind: bool      # pushed behind a crest (its feet may be hidden)
+
+
+def _stand_at(dep: torch.Tensor, rl: torch.Tensor, cam: Camera, row: int, col: int, col_f: float,
+              draws: torch.Tensor, meters_per_side: float) -> _Stand:
+    """The ground point of pixel ``(row, col)``; sometimes (``draws[0] < 0.3``) behind the crest there."""
+    S, f = cam.size, cam.focal_px
     cp, sp = math.cos(cam.pitch_rad), math.sin(cam.pitch_rad)
-    best, best_vis = None, -1.0
-    for _ in range(4):
+    Z = float(dep[row, col] / rl[row, col])
+    v = row + 0.5 - S / 2
+    u = col_f - S / 2
+    # the ground point on this pixel's ray at forward distance Z
+    dz = f * cp - v * sp
+    Y = (-v * cp - f * sp) * Z / dz
+    X = u * Z / dz
+    if draws[0] < 0.3 and row > 2:
+        above = dep[max(0, row - 6):row, col]
+        if above.numel() and float(above.max()) > dep[row, col] * 1.3:
+            # a crest: stand a little behind it, feet lower than the crest
+            Z = Z + float(draws[1]) * (1.0 + 0.15 * Z)
+            Y = Y - float(draws[2]) * 0.5 * meters_per_side
+            return _Stand(X, Y, Z, True)
+    return _Stand(X, Y, Z, False)
+
+
+def _stands(dep: torch.Tensor, rl: torch.Tensor, cam: Camera, meters_per_side: float, g: torch.Generator,
+            tries: int, rounds: int = 4) -> Iterator[_Stand]:
+    """Candidate stands: rounds of ``tries`` (distance, column) draws, each the bottom-most pixel
+    of its column whose ground is at that distance (columns without one are skipped).
+
+    Only the drawn columns are ever looked at: no full-image work per placement.
+    """
+    S = cam.size
+    d_lo, d_hi = _distance_range(cam, meters_per_side)
+    for _ in range(rounds):
         r = torch.rand(tries, 5, generator=g)
         D = d_lo * (d_hi / d_lo) ** r[:, 0]
         col = (0.04 + 0.92 * r[:, 1]) * S
@@ -144,44 +179,44 @@ def _perspective_placement(depth: torch.Tensor, cam: Camera, sprite: CamelSprite
         rows = torch.arange(S).view(S, 1).expand_as(ok)
         row = torch.where(ok, rows, torch.full_like(rows, -1)).amax(0)   # bottom-most match
         for t in range(tries):
-            if row[t] < 0:
-                continue
-            rr, cc = int(row[t]), int(c[t])
-            Z = float(colfwd[rr, t])
-            v = rr + 0.5 - S / 2
-            u = float(col[t]) - S / 2
-            # the ground point on this pixel's ray at forward distance Z
-            dz = f * cp - v * sp
-            Y = (-v * cp - f * sp) * Z / dz
-            X = u * Z / dz
-            behind = False
-            if r[t, 2] < 0.3 and rr > 2:
-                above = dep[max(0, rr - 6):rr, cc]
-                if above.numel() and float(above.max()) > dep[rr, cc] * 1.3:
-                    # a crest: stand a little behind it, feet lower than the crest
-                    behind = True
-                    Z = Z + float(r[t, 3]) * (1.0 + 0.15 * Z)
-                    Y = Y - float(r[t, 4]) * 0.5 * m
-            zc = Z * cp - Y * sp
-            side = m * f / zc
-            cu, cv = cam.project(torch.tensor(X), torch.tensor(Y), torch.tensor(Z))
-            x = float(cu) - side / 2
-            y = float(cv) - sprite.foot_v * side
-            flip = bool(torch.rand(1, generator=g).item() < 0.5)
-            # estimated visibility on a coarse grid of camel points
-            pu = x + (1 - us if flip else us) * side
-            pv = y + vs * side
-            inside = (pu >= 0) & (pu < S) & (pv >= 0) & (pv < S)
-            pi = pv.long().clamp(0, S - 1)
-            pj = pu.long().clamp(0, S - 1)
-            vis = inside & (dep[pi, pj] > Z * rl[pi, pj])
-            frac = float(vis.float().mean()) if vis.numel() else 0.0
-            need = 0.4 if behind else min_visible
-            cand = Placement(x=x, y=y, w=side, h=side, flip=flip, distance_m=Z)
-            if frac >= need:
-                return cand
-            if frac > best_vis:
-                best, best_vis = cand, frac
+            if row[t] >= 0:
+                yield _stand_at(dep, rl, cam, int(row[t]), int(c[t]), float(col[t]), r[t, 2:], meters_per_side)
+
+
+def _visible_share(pl: Placement, points: tuple[torch.Tensor, torch.Tensor], dep: torch.Tensor,
+                   rl: torch.Tensor) -> float:
+    """Estimated visible fraction of the camel at ``pl`` on a coarse grid of its points."""
+    S = dep.shape[-1]
+    us, vs = points
+    pu = pl.x + (1 - us if pl.flip else us) * pl.w
+    pv = pl.y + vs * pl.h
+    inside = (pu >= 0) & (pu < S) & (pv >= 0) & (pv < S)
+    pi = pv.long().clamp(0, S - 1)
+    pj = pu.long().clamp(0, S - 1)
+    vis = inside & (dep[pi, pj] > pl.distance_m * rl[pi, pj])
+    return float(vis.float().mean()) if vis.numel() else 0.0
+
+
+def _perspective_placement(depth: torch.Tensor, cam: Camera, sprite: CamelSprite, g: torch.Generator,
+                           tries: int = 48, min_visible: float = 0.6) -> Placement:
+    """The first candidate stand where the camel is visible enough (else the most visible one)."""
+    S, f, m = cam.size, cam.focal_px, sprite.meters_per_side
+    rl = _ray_lengths(cam, torch.device("cpu"))
+    dep = depth.float().cpu()
+    points = _alpha_points(sprite)
+    cp, sp = math.cos(cam.pitch_rad), math.sin(cam.pitch_rad)
+    best, best_vis = None, -1.0
+    for st in _stands(dep, rl, cam, m, g, tries):
+        side = m * f / (st.z * cp - st.y * sp)
+        cu, cv = cam.project(torch.tensor(st.x), torch.tensor(st.y), torch.tensor(st.z))
+        flip = bool(torch.rand(1, generator=g).item() < 0.5)
+        cand = Placement(x=float(cu) - side / 2, y=float(cv) - sprite.foot_v * side, w=side, h=side,
+                         flip=flip, distance_m=st.z)
+        frac = _visible_share(cand, points, dep, rl)
+        if frac >= (0.4 if st.behind else min_visible):
+            return cand
+        if frac > best_vis:
+            best, best_vis = cand, frac
     if best is None:
         # no ground found at any drawn distance: stand on the bottom row, centred
         Z = float(dep[S - 1, S // 2] / rl[S - 1, S // 2])
@@ -209,7 +244,15 @@ def sample_placements(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], 
             for i in range(len(sprites))]
 
 
-_SPRITE_CACHE: dict[int, tuple] = {}
+class _CachedSprite(NamedTuple):
+    """A sprite tensor's premultiplied uint8 copy, valid while the tensor lives unchanged."""
+
+    ref: weakref.ref          # the sprite's ``rgba`` tensor
+    version: int              # its in-place version counter when converted
+    u8: torch.Tensor          # ``1 x 4 x h x w`` uint8 premultiplied, channels-last
+
+
+_SPRITE_CACHE: dict[int, _CachedSprite] = {}
 _SPRITE_CACHE_BYTES = 256 << 20
 
 
@@ -220,20 +263,20 @@ def _premultiplied_u8(rgba: torch.Tensor) -> torch.Tensor:
     Cached per sprite tensor (by identity and in-place version) while the tensor lives.
     """
     key = id(rgba)
-    hit = _SPRITE_CACHE.get(key)
-    if hit is not None and hit[0]() is rgba and hit[1] == rgba._version:
-        return hit[2]
+    cached = _SPRITE_CACHE.get(key)
+    if cached is not None and cached.ref() is rgba and cached.version == rgba._version:
+        return cached.u8
     x = rgba.float().permute(1, 2, 0)                  # h x w x 4 view
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
     torch.mul(x[..., :3], x[..., 3:4], out=out[..., :3])
     out[..., 3] = x[..., 3]
     u8 = out.mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(2, 0, 1)[None]
-    used = sum(v[2].numel() for v in _SPRITE_CACHE.values())
+    used = sum(v.u8.numel() for v in _SPRITE_CACHE.values())
     if used + u8.numel() > _SPRITE_CACHE_BYTES:
         _SPRITE_CACHE.clear()
     try:
         ref = weakref.ref(rgba, lambda _r, k=key: _SPRITE_CACHE.pop(k, None))
-        _SPRITE_CACHE[key] = (ref, rgba._version, u8)
+        _SPRITE_CACHE[key] = _CachedSprite(ref, rgba._version, u8)
     except TypeError:  # pragma: no cover - tensors are weak-referenceable
         pass
     return u8
@@ -302,54 +345,86 @@ def _contact_shadow(on: torch.Tensor, rows: torch.Tensor, ground: torch.Tensor, 
     return factor
 
 
+class _Box(NamedTuple):
+    """A placement's box in whole pixels: ``W x H`` at ``(x0, y0)`` (may overhang the image),
+    and its part inside the image, ``[iy0, iy1) x [ix0, ix1)``."""
+
+    x0: int
+    y0: int
+    W: int
+    H: int
+    ix0: int
+    iy0: int
+    ix1: int
+    iy1: int
+
+    @staticmethod
+    def of(pl: Placement, S: int) -> "_Box":
+        W, H = max(1, int(round(pl.w))), max(1, int(round(pl.h)))
+        x0, y0 = int(math.floor(pl.x + 0.5)), int(math.floor(pl.y + 0.5))
+        return _Box(x0, y0, W, H, max(0, x0), max(0, y0), min(S, x0 + W), min(S, y0 + H))
+
+    @property
+    def empty(self) -> bool:
+        return self.ix1 <= self.ix0 or self.iy1 <= self.iy0
+
+    @property
+    def image(self) -> tuple[slice, slice]:
+        """Rows and columns of the image inside the box."""
+        return slice(self.iy0, self.iy1), slice(self.ix0, self.ix1)
+
+    @property
+    def inside(self) -> tuple[slice, slice]:
+        """Rows and columns of the box that are inside the image."""
+        return slice(self.iy0 - self.y0, self.iy1 - self.y0), slice(self.ix0 - self.x0, self.ix1 - self.x0)
+
+
+def _perspective_depth(bg_depth: torch.Tensor, box: _Box, pl: Placement, cam: Camera,
+                       rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The camel's depth on the box (a billboard at ``pl.distance_m``) and where terrain does not hide it."""
+    ys, xs = box.image
+    cam_depth = (pl.distance_m * _ray_lengths(cam, bg_depth.device)[ys, xs])[None]
+    return cam_depth, cam_depth < bg_depth[:, ys, xs]
+
+
+def _seed_depth(bg_depth: torch.Tensor, box: _Box, pl: Placement, cam: Camera | None,
+                rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The seed's depth: the background's at the camel's feet, everywhere; nothing hides it."""
+    S = bg_depth.shape[-1]
+    foot_row = min(S - 1, max(0, box.y0 + int(rows[-1])))
+    foot_col = min(S - 1, max(0, box.x0 + box.W // 2))
+    ys, xs = box.image
+    return bg_depth[:, foot_row, foot_col].view(1, 1, 1).expand_as(bg_depth[:, ys, xs]), None
+
+
+_CAMEL_DEPTH = {"perspective": _perspective_depth, "seed": _seed_depth}
+
+
 def _paste_one(rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, bg_depth: torch.Tensor,
-               sprite: CamelSprite, pl: Placement, cam: Camera | None, mode: str, shadow: float,
-               index: int) -> float:
+               sprite: CamelSprite, pl: Placement, cam: Camera | None, mode: str, shadow: float) -> float:
     """Paste one sprite into one image's output tensors in place; returns its visible fraction.
 
     ``rgb`` ``3 x S x S``, ``depth`` and ``mask`` ``1 x S x S`` are the outputs (already
     holding the background), ``bg_depth`` the background's depth. Only the sprite's box
     is read or written.
     """
-    S = rgb.shape[-1]
-    device = rgb.device
-    W = max(1, int(round(pl.w)))
-    H = max(1, int(round(pl.h)))
-    x0 = int(math.floor(pl.x + 0.5))
-    y0 = int(math.floor(pl.y + 0.5))
-    if mode == "perspective" and pl.distance_m is None:
-        raise ValueError(f"placement {index} has no distance_m; perspective mode needs one")
-    ix0, iy0 = max(0, x0), max(0, y0)
-    ix1, iy1 = min(S, x0 + W), min(S, y0 + H)
-    if ix1 <= ix0 or iy1 <= iy0:
+    box = _Box.of(pl, rgb.shape[-1])
+    if box.empty:
         return 0.0
-    res = _resample_sprite(sprite, W, H, pl.flip, device)          # 4 x H x W premultiplied
+    res = _resample_sprite(sprite, box.W, box.H, pl.flip, rgb.device)          # 4 x H x W premultiplied
     on_full = res[3] >= 0.5
     rows = torch.nonzero(res[3].amax(1) >= 0.5).flatten()   # the camel's rows in the box
     if rows.numel() == 0:
         return 0.0
     total = int(on_full.sum())
-    ys, xs = slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0)
-    part = res[:, ys, xs]
+    part = res[(slice(None), *box.inside)]
     a = part[3:4]
-    bgd = bg_depth[:, iy0:iy1, ix0:ix1]
-    if mode == "perspective":
-        rl = _ray_lengths(cam, device)[iy0:iy1, ix0:ix1]
-        cam_depth = (pl.distance_m * rl)[None]
-        vis = cam_depth < bgd
-    else:
-        foot_row = min(S - 1, max(0, y0 + int(rows[-1])))
-        foot_col = min(S - 1, max(0, x0 + W // 2))
-        cam_depth = bg_depth[:, foot_row, foot_col].view(1, 1, 1).expand_as(bgd)
-        vis = None
-    region = rgb[:, iy0:iy1, ix0:ix1]
+    bgd = bg_depth[(slice(None), *box.image)]
+    cam_depth, vis = _CAMEL_DEPTH[mode](bg_depth, box, pl, cam, rows)
+    region = rgb[(slice(None), *box.image)]
     if mode == "perspective" and shadow > 0:
-        ground = torch.full((H, W), math.inf, device=device)
-        ground[ys, xs] = bgd[0]
-        factor = _contact_shadow(on_full, rows, ground, float(pl.distance_m), shadow)
-        if factor is not None:
-            region.mul_(factor[ys, xs])
-    m = on_full[ys, xs][None]
+        _darken_under_feet(region, on_full, rows, bgd, box, float(pl.distance_m), shadow)
+    m = on_full[box.inside][None]
     if vis is None:
         region.mul_(1 - a).add_(part[:3])
     else:
@@ -357,9 +432,19 @@ def _paste_one(rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, bg_de
         visf = vis.to(a.dtype)
         region.mul_(1 - a * visf).add_(part[:3] * visf)
     region.clamp_(0, 1)
-    depth[:, iy0:iy1, ix0:ix1] = torch.where(m, cam_depth, bgd)
-    mask[:, iy0:iy1, ix0:ix1] = m.to(mask.dtype)
+    depth[(slice(None), *box.image)] = torch.where(m, cam_depth, bgd)
+    mask[(slice(None), *box.image)] = m.to(mask.dtype)
     return float(m.sum()) / total
+
+
+def _darken_under_feet(region: torch.Tensor, on_full: torch.Tensor, rows: torch.Tensor, bgd: torch.Tensor,
+                       box: _Box, distance: float, strength: float) -> None:
+    """Multiply the image ``region`` (``3 x`` the box inside the image) by the contact shadow."""
+    ground = torch.full((box.H, box.W), math.inf, device=region.device)
+    ground[box.inside] = bgd[0]
+    factor = _contact_shadow(on_full, rows, ground, distance, strength)
+    if factor is not None:
+        region.mul_(factor[box.inside])
 
 
 def compose(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], placements: Sequence[Placement], *,
@@ -404,9 +489,13 @@ def compose(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], placements
         rgb.copy_(backgrounds.rgb)
         depth.copy_(backgrounds.depth)
         mask.zero_()
+    if mode == "perspective":
+        for i, pl in enumerate(placements):
+            if pl.distance_m is None:
+                raise ValueError(f"placement {i} has no distance_m; perspective mode needs one")
     vis_frac = [0.0] * B
     for i, (sp, pl) in enumerate(zip(sprites, placements)):
         cam = backgrounds.cameras[i] if mode == "perspective" else None
-        vis_frac[i] = _paste_one(rgb[i], depth[i], mask[i], backgrounds.depth[i], sp, pl, cam, mode, shadow, i)
+        vis_frac[i] = _paste_one(rgb[i], depth[i], mask[i], backgrounds.depth[i], sp, pl, cam, mode, shadow)
     return Composite(fg_bg=rgb, mask=mask, depth=depth,
                      visible_fraction=torch.tensor(vis_frac, dtype=torch.float32, device=device))

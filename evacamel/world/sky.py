@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from evacamel.world.noise import fbm, noise_tables
+from evacamel.world.rng import scene_rng
 
 __all__ = ["SkyParams", "sample_sky_params", "sky_color", "srgb_to_linear"]
 
@@ -37,11 +38,9 @@ class SkyParams:
 
 def sample_sky_params(seeds: list[int], device=None) -> SkyParams:
     """Draw each seed's sky (deterministic per seed)."""
-    from evacamel.world.terrain import _scene_rng
-
     cols: dict[str, list] = {}
     for s in seeds:
-        r = _scene_rng(s, 3)
+        r = scene_rng(s, 3)
         elev = math.radians(r.uniform(12, 55))
         az = r.uniform(-math.pi, math.pi)
         cols.setdefault("sun_dir", []).append([math.cos(elev) * math.sin(az), math.sin(elev), math.cos(elev) * math.cos(az)])

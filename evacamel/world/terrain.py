@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from evacamel.world.noise import fbm, noise_tables, value_noise
+from evacamel.world.rng import scene_rng
 
 __all__ = ["TerrainParams", "sample_terrain_params", "terrain_height"]
 
@@ -50,10 +51,6 @@ class TerrainParams:
     offset_z: torch.Tensor
 
 
-def _scene_rng(seed: int, salt: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(seed) >> 32 & 0xFFFFFFFF, salt])
-
-
 def sample_terrain_params(seeds: list[int], device=None) -> TerrainParams:
     """Draw the terrain of each seed (deterministic per seed) -> batched :class:`TerrainParams`."""
     cols: dict[str, list[float]] = {}
@@ -62,7 +59,7 @@ def sample_terrain_params(seeds: list[int], device=None) -> TerrainParams:
         cols.setdefault(name, []).append(float(value))
 
     for s in seeds:
-        r = _scene_rng(s, 1)
+        r = scene_rng(s, 1)
         wind = r.uniform(0, 2 * math.pi)
         put("wind_cos", math.cos(wind))
         put("wind_sin", math.sin(wind))
