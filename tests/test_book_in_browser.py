@@ -23,9 +23,9 @@ And for the book: every page is linked from the course map, the table in the int
 no page's prose contradicts a number that the same page prints (``CLAIMS``: a regex on
 the prose, a regex on the outputs, and the relation that must hold between them).
 
-Known failures are listed in ``KNOWN_FAILURES`` with the issue's words; they are strict
-xfails, so a chapter that fixes one turns its test into an XPASS failure: then delete
-its entry. New pages get every check.
+Known failures are listed in ``KNOWN_FAILURES`` (and ``CLAIM_FAILURES``) with the issue's
+words; they are strict xfails, so a chapter that fixes one turns its test into an XPASS
+failure: then delete its entry. New pages get every check.
 
 The pages are served by a server on 127.0.0.1; a small checker page (served by the same
 server, so same-origin) loads each page in an iframe, inspects its DOM and pixels, and
@@ -164,13 +164,34 @@ def _pages() -> list[str]:
     return re.findall(r"(?:root|file):\s*(\S+)", toc)
 
 
-# (check, page) -> the issue's words. Strict xfails: fix the page, then delete the line.
+_CHAPTERS = ("01_dataset_creation", "02_depth_mapping", "03_dataset_statistics", "04_architecture",
+             "05_training", "06_results")
+_WIDE_FIGURES = ("issue 14, item 5: 'figures sized for the column' (03: a three-panel figure drawn at "
+                 "1390 px into a ~690 px column, unreadable labels)")
+_WIDE_OUTPUTS = ("issue 14: 'no 300-character lines, no raw dicts' (01: printed dicts and CSV lines run "
+                 "past the column; 05: log lines are ~300 characters, the test metrics off-screen)")
+_WIDE_CODE = ("issue 14, item 4, 'the code that matters in view': code lines wider than the column hide "
+              "behind a scroll bar (every chapter's '# use_google_drive()' line, among others)")
+_PROGRESS = ("issue 14: 'no progress-bar debris' (05: the saved page holds 37 tqdm bars, one red at 16%); "
+             "ensure_dataset/ensure_packed bars in 01-03")
+
+# (check, page) -> the issue's words: what the chapter author is to fix. Strict xfails: a
+# page that is fixed fails as XPASS; then delete its line. "output width" is not strict:
+# outputs print absolute paths, so whether a line fits depends on where the book is built.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    **{("figure width", f"notebooks/{c}"): _WIDE_FIGURES for c in _CHAPTERS},
+    **{("code width", f"notebooks/{c}"): _WIDE_CODE for c in _CHAPTERS},
+    **{("output width", f"notebooks/{c}"): _WIDE_OUTPUTS for c in _CHAPTERS if not c.startswith("04")},
+    **{("progress bars", f"notebooks/{c}"): _PROGRESS for c in _CHAPTERS if c[:2] in {"01", "02", "03", "05"}},
+    ("float noise", "notebooks/02_depth_mapping"):
+        "issue 14, 02: 'floats print as 0.10000000149011612'",
 }
+NOT_STRICT = {"output width"}
 
 
 def _per_page(check: str) -> list:
-    return [pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[check, page]))
+    return [pytest.param(page, marks=pytest.mark.xfail(strict=check not in NOT_STRICT,
+                                                       reason=KNOWN_FAILURES[check, page]))
             if (check, page) in KNOWN_FAILURES else page for page in _pages()]
 
 
