@@ -1,13 +1,35 @@
-"""Open every page of the built book in headless Chromium and check what a reader sees.
+"""Open every page of the built book in headless Chromium, offline, and check what a reader sees.
 
-Run by ``make browser-check`` after ``make book`` (CI does both). For each page in
-``book/_toc.yml``: the page loads; no image is broken; no figure in a cell output is
-empty (a blank canvas); no Python traceback is shown; and a screenshot is saved to
-``_build/screenshots/<page>.png`` for a maintainer to look at.
+Run by ``make browser-check`` after ``make book`` (CI does both). Chromium gets no network
+but the local server (a dead proxy and a resolver that finds no host), so anything the
+book would fetch from the internet (a CDN's MathJax, say) fails here as it would offline.
+
+For each page in ``book/_toc.yml``:
+
+* it loads, no image is broken, no figure in a cell output is empty (a blank canvas), no
+  Python traceback is shown, and a screenshot is saved to ``_build/screenshots/<page>.png``
+  for a maintainer to look at;
+* its maths is typeset by MathJax (every ``.math`` node holds an ``mjx-container``) and no
+  raw ``\\[``, ``\\(``, ``$$`` or ``\\begin{`` is left in its text;
+* no figure (``img``, ``svg``) is wider than the content column, or so much wider at its
+  natural size (over 1.3 times) that the browser shrinks it and its labels become
+  unreadable;
+* no code cell and no text output runs past the column (hidden behind a scroll bar), no
+  progress bar is left in an output, and no float prints with float32 noise
+  (``0.10000000149011612``);
+* it loads no script, stylesheet or image from another host (the Colab badge aside).
+
+And for the book: every page is linked from the course map, the table in the intro; and
+no page's prose contradicts a number that the same page prints (``CLAIMS``: a regex on
+the prose, a regex on the outputs, and the relation that must hold between them).
+
+Known failures are listed in ``KNOWN_FAILURES`` (and ``CLAIM_FAILURES``) with the issue's
+words; they are strict xfails, so a chapter that fixes one turns its test into an XPASS
+failure: then delete its entry. New pages get every check.
 
 The pages are served by a server on 127.0.0.1; a small checker page (served by the same
 server, so same-origin) loads each page in an iframe, inspects its DOM and pixels, and
-writes a JSON verdict that ``chromium --dump-dom`` hands back.
+writes a JSON verdict that ``chromium --dump-dom`` hands back. Each page is opened once.
 """
 
 from __future__ import annotations
@@ -17,10 +39,13 @@ import html
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import threading
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
@@ -28,15 +53,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
+# A figure wider than this many columns at its natural size is shrunk until its text
+# is unreadable (issue 14: a 1390 px figure in a ~690 px column).
+MAX_SHRINK = 1.3
 
 pytestmark = pytest.mark.browser
 
-CHECKER = """<!doctype html><html><body><pre id="verdict">pending</pre>
-<iframe id="page" src="%(src)s" width="1280" height="1600"></iframe>
+CHECKER = r"""<!doctype html><html><body><pre id="verdict">pending</pre>
+<iframe id="page" src="__SRC__" width="1280" height="1600"></iframe>
 <script>
 const frame = document.getElementById('page');
 frame.onload = async () => {
-  const doc = frame.contentDocument;
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  // MathJax typesets after the page's load event; wait for it when it is there.
+  if (win.MathJax && win.MathJax.startup && win.MathJax.startup.promise) {
+    try { await win.MathJax.startup.promise; } catch (e) {}
+  }
+  const article = doc.querySelector('article.bd-article') || doc.querySelector('main') || doc.body;
   // Only our own images: the book is checked offline, so external badges cannot load.
   const images = Array.from(doc.images).filter(i => i.src.startsWith(location.origin));
   await Promise.all(images.map(i => (i.complete ? null :
@@ -58,19 +91,108 @@ frame.onload = async () => {
     const std = Math.sqrt(Math.max(sq / n - (sum / n) ** 2, 0));
     if (std < 2 || img.naturalWidth < 40 || img.naturalHeight < 40) empty.push(img.getAttribute('src'));
   }
-  const outputs = Array.from(doc.querySelectorAll('.cell_output, .output'));
+  const outputs = Array.from(article.querySelectorAll('.cell_output, .output'));
   const tracebacks = doc.querySelectorAll('.traceback').length +
-      outputs.filter(o => /Traceback \\(most recent call last\\)/.test(o.innerText)).length;
+      outputs.filter(o => /Traceback \(most recent call last\)/.test(o.innerText)).length;
+
+  // Figures against the content column.
+  const style = win.getComputedStyle(article);
+  const box = article.getBoundingClientRect();
+  const left = box.left + parseFloat(style.paddingLeft), right = box.right - parseFloat(style.paddingRight);
+  const column = right - left;
+  const wide = [];
+  for (const el of article.querySelectorAll('img, svg')) {
+    if (el.closest('button, a.headerlink, mjx-container') || el.ownerSVGElement) continue;  // icons, maths
+    const r = el.getBoundingClientRect();
+    const isImg = el.tagName.toLowerCase() === 'img';
+    const natural = isImg ? el.naturalWidth :
+        ((el.viewBox && el.viewBox.baseVal && el.viewBox.baseVal.width) || r.width);
+    const name = (isImg ? el.getAttribute('src') : 'an inline svg') +
+        ` (${Math.round(natural)} px, drawn ${Math.round(r.width)} px, column ${Math.round(column)} px)`;
+    if (r.width > 0 && (r.right > right + 1 || r.left < left - 1)) wide.push('runs past the column: ' + name);
+    else if (natural > __MAX_SHRINK__ * column) wide.push('shrunk until unreadable: ' + name);
+  }
+
+  // Maths: typeset, no error, nothing raw left in the text.
+  const maths = Array.from(article.querySelectorAll('.math'));
+  const clone = article.cloneNode(true);
+  clone.querySelectorAll('pre, code, script, style, mjx-container, .cell_input').forEach(e => e.remove());
+  const rawMaths = [];
+  const raw = /\\\[|\\\(|\$\$|\\begin\{/g;
+  let hit;
+  while ((hit = raw.exec(clone.textContent)) && rawMaths.length < 3)
+    rawMaths.push(clone.textContent.slice(Math.max(0, hit.index - 30), hit.index + 40).replace(/\s+/g, ' '));
+
+  // Text outputs: lines that run past the column, progress-bar debris.
+  const longest = p => p.innerText.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '');
+  const runsOver = sel => Array.from(article.querySelectorAll(sel))
+      .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => longest(p).slice(0, 120));
+  const overflowing = runsOver('.cell_output pre');
+  const codeOverflowing = runsOver('.cell_input pre');
+  const outputText = Array.from(article.querySelectorAll('.cell_output')).map(o => o.innerText).join('\n');
+  // tqdm in a notebook is a widget: the page keeps its state even where nothing draws it.
+  let bars = (outputText.match(/\d{1,3}%\|/g) || []).length;
+  for (const s of doc.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]')) {
+    try {
+      const models = Object.values(JSON.parse(s.textContent).state || {});
+      bars += models.filter(m => /ProgressModel$/.test(m.model_name || '')).length;
+    } catch (e) { bars += 1000; }
+  }
+  // Anything the page would fetch from another host (a CDN) is missing offline.
+  const external = Array.from(doc.querySelectorAll('script[src], link[rel="stylesheet"][href], img[src]'))
+      .map(e => e.src || e.href).filter(u => /^https?:/.test(u) && !u.startsWith(location.origin))
+      .filter(u => !/colab-badge\.svg$/.test(u));
+
+  // The prose: the page's text without code cells and their outputs.
+  const prose = article.cloneNode(true);
+  prose.querySelectorAll('.cell_input, .cell_output, script, style, mjx-assistive-mml').forEach(e => e.remove());
+
   document.getElementById('verdict').textContent = JSON.stringify({
       title: doc.title, broken, empty, tracebacks, figures: figures.length,
-      text_length: doc.body.innerText.length});
+      text_length: doc.body.innerText.length, column: Math.round(column), wide,
+      maths: maths.length, typeset: maths.filter(m => m.querySelector('mjx-container')).length,
+      maths_errors: article.querySelectorAll('mjx-merror').length, raw_maths: rawMaths,
+      overflowing, code_overflowing: codeOverflowing, bars, external,
+      table_links: Array.from(article.querySelectorAll('table a[href]')).map(a => a.href.split('#')[0]),
+      prose: prose.textContent.replace(/[ \t\n]+/g, ' '), outputs: outputText});
 };
-</script></body></html>"""
+</script></body></html>""".replace("__MAX_SHRINK__", str(MAX_SHRINK))
 
 
-def _chapters() -> list[str]:
+def _pages() -> list[str]:
     toc = (ROOT / "book" / "_toc.yml").read_text()
     return re.findall(r"(?:root|file):\s*(\S+)", toc)
+
+
+_CHAPTERS = ("01_dataset_creation", "02_depth_mapping", "03_dataset_statistics", "04_architecture",
+             "05_training", "06_results")
+_WIDE_FIGURES = ("issue 14, item 5: 'figures sized for the column' (03: a three-panel figure drawn at "
+                 "1390 px into a ~690 px column, unreadable labels)")
+_WIDE_OUTPUTS = ("issue 14: 'no 300-character lines, no raw dicts' (01: printed dicts and CSV lines run "
+                 "past the column; 05: log lines are ~300 characters, the test metrics off-screen)")
+_WIDE_CODE = ("issue 14, item 4, 'the code that matters in view': code lines wider than the column hide "
+              "behind a scroll bar (every chapter's '# use_google_drive()' line, among others)")
+_PROGRESS = ("issue 14: 'no progress-bar debris' (05: the saved page holds 37 tqdm bars, one red at 16%); "
+             "ensure_dataset/ensure_packed bars in 01-03")
+
+# (check, page) -> the issue's words: what the chapter author is to fix. Strict xfails: a
+# page that is fixed fails as XPASS; then delete its line. "output width" is not strict:
+# outputs print absolute paths, so whether a line fits depends on where the book is built.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    **{("figure width", f"notebooks/{c}"): _WIDE_FIGURES for c in _CHAPTERS},
+    **{("code width", f"notebooks/{c}"): _WIDE_CODE for c in _CHAPTERS},
+    **{("output width", f"notebooks/{c}"): _WIDE_OUTPUTS for c in _CHAPTERS if not c.startswith("04")},
+    **{("progress bars", f"notebooks/{c}"): _PROGRESS for c in _CHAPTERS if c[:2] in {"01", "02", "03", "05"}},
+    ("float noise", "notebooks/02_depth_mapping"):
+        "issue 14, 02: 'floats print as 0.10000000149011612'",
+}
+NOT_STRICT = {"output width"}
+
+
+def _per_page(check: str) -> list:
+    return [pytest.param(page, marks=pytest.mark.xfail(strict=check not in NOT_STRICT,
+                                                       reason=KNOWN_FAILURES[check, page]))
+            if (check, page) in KNOWN_FAILURES else page for page in _pages()]
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -78,7 +200,7 @@ class _Handler(SimpleHTTPRequestHandler):
         url = urlparse(self.path)
         if url.path == "/__check__":
             page = parse_qs(url.query)["page"][0]
-            body = (CHECKER % {"src": html.escape("/" + quote(page))}).encode()
+            body = CHECKER.replace("__SRC__", html.escape("/" + quote(page))).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -110,7 +232,11 @@ def chromium(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={profile}"]
+             "--hide-scrollbars", f"--user-data-dir={profile}",
+             # offline: every host but the local server is unknown, and any request that
+             # still tries goes to a proxy that is not there
+             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+             "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1"]
 
     def run(*args: str) -> str:
         done = subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=120)
@@ -119,21 +245,181 @@ def chromium(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("chapter", _chapters())
-def test_chapter_renders_in_a_browser(chapter, server, chromium):
-    page = f"{chapter}.html"
-    assert (HTML / page).is_file(), f"{page} was not built"
-    dom = chromium("--virtual-time-budget=20000", "--dump-dom", f"{server}/__check__?page={quote(page)}")
-    found = re.search(r'<pre id="verdict">(.*?)</pre>', dom, re.S)
-    assert found, f"the checker page did not run for {page}"
-    verdict = json.loads(html.unescape(found.group(1)))
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SHOTS / (chapter.replace("/", "__") + ".png")
-    chromium("--window-size=1280,2400", f"--screenshot={shot}", f"{server}/{quote(page)}")
-    assert shot.is_file() and shot.stat().st_size > 10_000, f"no screenshot of {page}"
-    assert verdict["text_length"] > 500, f"{page} is nearly empty: {verdict}"
-    assert not verdict["broken"], f"{page} has broken images: {verdict['broken']}"
-    assert not verdict["empty"], f"{page} has empty figures: {verdict['empty']}"
-    assert verdict["tracebacks"] == 0, f"{page} shows a Python traceback"
+@pytest.fixture(scope="module")
+def inspect(server, chromium) -> Callable[[str], dict]:
+    """page (as in the toc) -> the checker's verdict, opening each page once; saves its screenshot."""
+
+    @functools.cache
+    def verdict(chapter: str) -> dict:
+        page = f"{chapter}.html"
+        assert (HTML / page).is_file(), f"{page} was not built"
+        dom = chromium("--virtual-time-budget=20000", "--dump-dom", f"{server}/__check__?page={quote(page)}")
+        found = re.search(r'<pre id="verdict">(.*?)</pre>', dom, re.S)
+        assert found, f"the checker page did not run for {page}"
+        result = json.loads(html.unescape(found.group(1)))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shot = SHOTS / (chapter.replace("/", "__") + ".png")
+        chromium("--window-size=1280,2400", "--virtual-time-budget=10000", f"--screenshot={shot}",
+                 f"{server}/{quote(page)}")
+        result["screenshot"] = shot
+        return result
+
+    return verdict
+
+
+@pytest.mark.parametrize("chapter", _per_page("renders"))
+def test_chapter_renders_in_a_browser(chapter, inspect):
+    verdict = inspect(chapter)
+    shot = verdict["screenshot"]
+    assert shot.is_file() and shot.stat().st_size > 10_000, f"no screenshot of {chapter}"
+    assert verdict["text_length"] > 500, f"{chapter} is nearly empty: {verdict['title']}"
+    assert not verdict["broken"], f"{chapter} has broken images: {verdict['broken']}"
+    assert not verdict["empty"], f"{chapter} has empty figures: {verdict['empty']}"
+    assert verdict["tracebacks"] == 0, f"{chapter} shows a Python traceback"
     if chapter.startswith("notebooks/"):
-        assert verdict["figures"] >= 1, f"{page} shows no figure"
+        assert verdict["figures"] >= 1, f"{chapter} shows no figure"
+
+
+@pytest.mark.parametrize("chapter", _per_page("maths"))
+def test_maths_is_typeset_offline(chapter, inspect):
+    verdict = inspect(chapter)
+    assert verdict["typeset"] == verdict["maths"], (
+        f"{chapter}: {verdict['maths'] - verdict['typeset']} of {verdict['maths']} formulas not typeset "
+        "(MathJax did not load offline?)")
+    assert verdict["maths_errors"] == 0, f"{chapter}: MathJax shows {verdict['maths_errors']} errors"
+    assert not verdict["raw_maths"], f"{chapter} shows raw LaTeX: {verdict['raw_maths']}"
+
+
+@pytest.mark.parametrize("chapter", _per_page("offline"))
+def test_page_fetches_nothing_from_the_internet(chapter, inspect):
+    external = inspect(chapter)["external"]
+    assert not external, f"{chapter} loads {external}: missing offline"
+
+
+def test_the_maths_check_has_maths_to_check(inspect):
+    """The primer's formula (BCE) must be found and typeset, or the check above proves nothing."""
+    verdict = inspect("book/pytorch_primer")
+    assert verdict["maths"] >= 2 and verdict["typeset"] == verdict["maths"], verdict["maths"]
+
+
+@pytest.mark.parametrize("chapter", _per_page("figure width"))
+def test_figures_fit_the_column(chapter, inspect):
+    verdict = inspect(chapter)
+    assert verdict["column"] > 300, f"{chapter}: no content column found ({verdict['column']} px)"
+    assert not verdict["wide"], f"{chapter}: " + "; ".join(verdict["wide"])
+
+
+@pytest.mark.parametrize("chapter", _per_page("output width"))
+def test_text_outputs_fit_the_column(chapter, inspect):
+    overflowing = inspect(chapter)["overflowing"]
+    assert not overflowing, (f"{chapter}: {len(overflowing)} outputs run past the column, e.g. "
+                             f"{overflowing[0]!r}")
+
+
+@pytest.mark.parametrize("chapter", _per_page("code width"))
+def test_code_fits_the_column(chapter, inspect):
+    overflowing = inspect(chapter)["code_overflowing"]
+    assert not overflowing, (f"{chapter}: {len(overflowing)} code cells run past the column, e.g. "
+                             f"{overflowing[0]!r}")
+
+
+@pytest.mark.parametrize("chapter", _per_page("progress bars"))
+def test_no_progress_bars_left_in_outputs(chapter, inspect):
+    assert inspect(chapter)["bars"] == 0, f"{chapter} keeps {inspect(chapter)['bars']} progress bars"
+
+
+@pytest.mark.parametrize("chapter", _per_page("float noise"))
+def test_numbers_print_rounded(chapter, inspect):
+    noisy = re.findall(r"\d\.\d{10,}", inspect(chapter)["outputs"])
+    assert not noisy, f"{chapter} prints floats with their rounding noise: {noisy[:3]}"
+
+
+def test_every_page_is_linked_from_the_course_map(inspect, server):
+    linked = set(inspect("book/intro")["table_links"])
+    missing = [p for p in _pages()[1:] if f"{server}/{p}.html" not in linked]
+    assert not missing, f"the intro's course map does not link: {missing}"
+
+
+# --- No page's prose contradicts a number it prints -------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """On ``page``, if the prose matches ``prose``, the outputs' ``output`` matches must satisfy ``holds``.
+
+    ``holds`` gets the prose match and every output match (``re.findall`` tuples) and
+    returns an empty string when they agree, else what disagrees. ``prose=None``: always.
+    """
+
+    name: str
+    page: str
+    prose: str | None
+    output: str
+    holds: Callable[[re.Match | None, list], str]
+
+
+def _constant_within(tolerance: float) -> Callable[[re.Match | None, list], str]:
+    """Pairs (a, b) whose product a * b varies by at most ``tolerance`` around its median."""
+    def holds(_: re.Match | None, pairs: list) -> str:
+        products = [float(a) * float(b) for a, b in pairs]
+        if len(products) < 2:
+            return f"fewer than two printed pairs to compare: {pairs}"
+        mid = statistics.median(products)
+        off = [(a, b) for (a, b), p in zip(pairs, products) if abs(p / mid - 1) > tolerance]
+        return f"size x distance is not constant: {off} against a median of {mid:.0f}" if off else ""
+    return holds
+
+
+def _spans_unit_range(_: re.Match | None, ranges: list) -> str:
+    if any(float(lo) <= 0.01 and float(hi) >= 0.99 for lo, hi in ranges):
+        return ""
+    return f"no printed range covers 0..1: {ranges}"
+
+
+def _present(_: re.Match | None, found: list) -> str:
+    return "" if found else "not printed"
+
+
+def _no_camel_yet_accuracy_above(floor: float) -> Callable[[re.Match | None, list], str]:
+    def holds(_: re.Match | None, epochs: list) -> str:
+        if not epochs:
+            return "no epoch printed"
+        iou, accuracy = map(float, epochs[0])
+        return "" if iou < 0.05 and accuracy > floor else f"first epoch: IoU {iou}, pixel accuracy {accuracy}"
+    return holds
+
+
+CLAIMS = [
+    Claim("before it finds a camel, pixel accuracy is already above 0.9", "book/pytorch_primer",
+          r"before the model finds any camel,\s+pixel accuracy is already above 0\.9",
+          r"epoch 1: [^\n]*?IoU ([\d.]+), pixel accuracy ([\d.]+)", _no_camel_yet_accuracy_above(0.9)),
+    Claim("a camel twice as far is half as tall", "notebooks/01_dataset_creation",
+          r"twice as far is half as tall", r"camel\s+([\d.]+) px tall at\s+([\d.]+) m",
+          _constant_within(0.2)),
+    Claim("the depth target fills the full 0..1 range", "notebooks/02_depth_mapping",
+          r"full 0\s*\.\.\s*1 range", r"(-?\d+\.\d+)\s*\.\.\s*(-?\d+\.\d+)", _spans_unit_range),
+    Claim("results beside the seed's are beside a baseline", "notebooks/06_results",
+          r"seed", r"(?i)(constant|mean) depth[^\n]*?(\d\.\d+)", _present),
+]
+
+CLAIM_FAILURES = {
+    "a camel twice as far is half as tall":
+        "issue 14, 01: 'a camel twice as far is half as tall' does not match its own printout "
+        "(two camels at 9.4 m are 59.3 and 80.9 px, and 'px tall' prints the box side)",
+    "the depth target fills the full 0..1 range":
+        "issue 14, 02: 'the full 0..1 range' contradicts the printed '0.000 .. 0.834'",
+    "results beside the seed's are beside a baseline":
+        "issue 14, 06: no baselines; a constant depth map scores depth SSIM 0.75, so "
+        "'seed 0.4994 vs ours 0.9213' flatters the model",
+}
+
+
+@pytest.mark.parametrize("claim", [
+    pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=CLAIM_FAILURES[c.name])]
+                 if c.name in CLAIM_FAILURES else []) for c in CLAIMS])
+def test_page_text_agrees_with_its_numbers(claim, inspect):
+    verdict = inspect(claim.page)
+    said = re.search(claim.prose, verdict["prose"]) if claim.prose else None
+    if claim.prose and not said:
+        return  # the page no longer says it: nothing to contradict
+    problem = claim.holds(said, re.findall(claim.output, verdict["outputs"]))
+    assert not problem, f"{claim.page} says {claim.name!r}, but its outputs disagree: {problem}"
