@@ -29,8 +29,9 @@ import io
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,12 +90,37 @@ def _path_problem(rel: Any) -> str | None:
         return "contains a backslash (write paths with '/')"
     if rel.startswith("/") or _DRIVE.match(rel):
         return "is absolute"
-    parts = PurePosixPath(rel).parts
+    parts = _parts(rel)
     if ".." in parts:
         return "contains '..'"
     if not parts:
         return "names the dataset folder itself"
     return None
+
+
+def _parts(rel: str) -> list[str]:
+    """``rel``'s components, as a POSIX path has them (no empty ones, no ``.``)."""
+    return [part for part in rel.split("/") if part not in ("", ".")]
+
+
+def _through_symlink_outside(root: Path, rel: str) -> bool:
+    """Whether ``root / rel`` (``rel`` plain: no ``..``, relative) leads outside ``root``.
+
+    Only a symlink among ``rel``'s own components can: ``lstat`` each (two calls for
+    ``fg_bg/img.jpg``, not a ``realpath`` of the whole path per file); where one is a
+    symlink, the real path decides.
+    """
+    path = os.fspath(root)
+    for part in _parts(rel):
+        path = os.path.join(path, part)
+        try:
+            if not stat.S_ISLNK(os.lstat(path).st_mode):
+                continue
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # not there (yet): nothing below it can be a symlink
+        real, real_root = os.path.realpath(os.path.join(root, rel)), os.path.realpath(root)
+        return os.path.commonpath([real, real_root]) != real_root
+    return False
 
 
 def _where(row: int | None, column: str | None) -> str:
@@ -124,14 +150,13 @@ def resolve_in_dataset(root: str | os.PathLike, rel: str, *, row: int | None = N
     """
     root = Path(root)
     problem = _path_problem(rel)
-    path = root / rel if problem is None else None
-    if path is not None and not path.resolve().is_relative_to(root.resolve()):
+    if problem is None and _through_symlink_outside(root, rel):
         problem = "leads outside the dataset folder through a symlink"
     if problem is not None:
         raise ValueError(f"{root}: {_where(row, column)}path {rel!r} {problem}; a dataset's "
                          "files must stay inside its folder (a broken or hostile dataset: "
                          "refused)")
-    return path
+    return root / rel
 
 
 # -- meta.json ------------------------------------------------------------------------------

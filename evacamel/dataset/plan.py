@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from evacamel.depth_units import depth_meta
 from evacamel.dataset.sources import FolderSources, folder_fingerprint
 from evacamel.profiles import Profile
 
-__all__ = ["Plan", "make_plan", "derive_seed", "default_chunk_size", "group_size",
+__all__ = ["Plan", "SampleFiles", "make_plan", "derive_seed", "default_chunk_size", "group_size",
            "P_BG_SEED", "P_FG_SEED", "P_CHUNK"]
 
 # Purposes of derived random streams (never reorder: they fix the dataset's bytes).
@@ -47,6 +47,14 @@ def default_chunk_size(source_size: int) -> int:
 def group_size(size: int) -> int:
     """Backgrounds or camels rendered per call (fixed by the size: determinism)."""
     return int(max(1, min(64, 2**22 // (size * size))))
+
+
+class SampleFiles(NamedTuple):
+    """The dataset-relative paths of one sample's files."""
+
+    fg_bg: str
+    mask: str
+    depth: str
 
 
 @dataclass
@@ -112,9 +120,9 @@ class Plan:
             return self.bg_depth_rel(i)
         return f"{WORK}/bg_depth_full/bg_{i:04d}.png"
 
-    def sample_rels(self, k: int) -> tuple[str, str, str]:
-        return (f"fg_bg/img_{k:08d}.{self.ext}", f"mask/img_{k:08d}.png",
-                f"depth/img_{k:08d}.png")
+    def sample_rels(self, k: int) -> SampleFiles:
+        return SampleFiles(f"fg_bg/img_{k:08d}.{self.ext}", f"mask/img_{k:08d}.png",
+                           f"depth/img_{k:08d}.png")
 
 
 def _split_ids(n: int, fraction: float, seed: int, purpose: int) -> np.ndarray:

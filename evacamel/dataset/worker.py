@@ -29,14 +29,14 @@ from evacamel.dataset.codec import (encode_depth, encode_mask, encode_rgb, encod
                                     float01_to_hwc_uint8, read_image, resize_depth, resize_rgba)
 from evacamel.dataset.format import (SOURCES_NAME, WORK, format_number, read_sources,
                                      resolve_in_dataset, rows_to_csv)
-from evacamel.dataset.plan import P_BG_SEED, P_CHUNK, P_FG_SEED, Plan, derive_seed
+from evacamel.dataset.plan import P_BG_SEED, P_CHUNK, P_FG_SEED, Plan, SampleFiles, derive_seed
 from evacamel.dataset.sources import load_background, load_cutout
 from evacamel.depth_units import FAR_M, png_to_meters
 from evacamel.world import (Backgrounds, Camera, CamelSprite, render_backgrounds, render_camels,
                             sprite_from_cutout)
 from evacamel.world.compose import Composite, compose, sample_placements
 
-__all__ = ["Worker", "DecodedBackground", "SampleFiles", "run_tasks", "default_workers",
+__all__ = ["Worker", "DecodedBackground", "run_tasks", "default_workers",
            "torch_threads"]
 
 _BG_CACHE = 4
@@ -112,14 +112,6 @@ class DecodedBackground(NamedTuple):
     depth: torch.Tensor
     """float ``1 x S x S`` meters (``FAR_M`` everywhere without depth)."""
     camera: Camera | None
-
-
-class SampleFiles(NamedTuple):
-    """The dataset-relative paths of sample ``k``'s files."""
-
-    fg_bg: str
-    mask: str
-    depth: str
 
 
 class Worker:
@@ -315,7 +307,7 @@ class Worker:
                    for rel in self._files_needed(k))
 
     def _files_needed(self, k: int) -> tuple[str, ...]:
-        files = SampleFiles(*self.plan.sample_rels(k))
+        files = self.plan.sample_rels(k)
         return tuple(files) if self.plan.has_depth else (files.fg_bg, files.mask)
 
     def write_chunk(self, c: int) -> int:
@@ -344,7 +336,7 @@ class Worker:
         pl = sample_placements(scene, [sprite], mode=plan.mode, generator=gen)[0]
         comp = compose(scene, [sprite], [pl], mode=plan.mode,
                        out=self.composite(plan.profile.source_size))
-        files = SampleFiles(*plan.sample_rels(k))
+        files = plan.sample_rels(k)
         self._write_sample_files(files, i, bg.rgb_u8, comp, self._sprite_box(pl))
         return {
             "fg_bg_paths": files.fg_bg, "mask_paths": files.mask,
