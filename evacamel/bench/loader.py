@@ -193,7 +193,7 @@ def decode_vs_packed(root: str | os.PathLike, packed: str | os.PathLike, split: 
         return n
 
     m_files, m_packed = measure("decoding the files", decode), measure("packed cache", fetch)
-    if not torch.equal(torch.stack([d["image"] for d in decoded]), fetched["image"]):
+    if not all(torch.equal(torch.stack([d[k] for d in decoded]), fetched[k]) for k in fetched):
         raise ValueError(f"{packed}: the packed cache differs from the files of {root} (stale? "
                          "rebuild it with `evacamel pack --force`)")
     return [m_files, m_packed]
