@@ -14,7 +14,7 @@ from PIL import Image
 
 from evacamel.bench.loader import write_sample_dataset
 from evacamel.loading.files import FolderDataset, ZipDataset, find_zip_parts
-from evacamel.loading.loader import make_loader, open_dataset
+from evacamel.loading.loader import LoaderOptions, make_loader, open_dataset
 from evacamel.depth_units import meters_to_target, png_to_meters
 from evacamel.loading.batch import collate_samples
 from evacamel.loading.pack import PackedDataset, pack_dataset
@@ -130,9 +130,10 @@ def test_make_loader_batches_and_defaults(tiny, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(tiny, root)
     profile = get_profile("quick").replace(input_size=S, batch_size=4, num_workers=0)
-    folder_batches = list(make_loader(profile, "train", root=root, shuffle=False, drop_last=False))
+    in_order = LoaderOptions(shuffle=False, drop_last=False)
+    folder_batches = list(make_loader(profile, "train", root=root, options=in_order))
     pack_dataset(root, S, workers=0, progress=False)
-    loader = make_loader(profile, "train", root=root, shuffle=False, drop_last=False)
+    loader = make_loader(profile, "train", root=root, options=in_order)
     assert isinstance(loader.dataset, PackedDataset)
     packed_batches = list(loader)
     assert len(packed_batches) == len(folder_batches) == 2  # 8 train rows / 4
@@ -141,13 +142,15 @@ def test_make_loader_batches_and_defaults(tiny, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
     # shuffled with a seeded generator: reproducible, and a permutation of the split
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    one = [b["image"] for b in make_loader(profile, "train", root=root, generator=g())]
-    two = [b["image"] for b in make_loader(profile, "train", root=root, generator=g(),
-                                           num_workers=2)]
+    one = [b["image"] for b in make_loader(profile, "train", root=root,
+                                           options=LoaderOptions(generator=g()))]
+    two = [b["image"] for b in make_loader(profile, "train", root=root,
+                                           options=LoaderOptions(generator=g(), num_workers=2))]
     assert all(torch.equal(a, b) for a, b in zip(one, two))
     # a sampler of sample indices (e.g. DistributedSampler) is batched for us
     sampler = list(range(7, -1, -1))
-    firsts = next(iter(make_loader(profile, "train", root=root, sampler=sampler)))
+    firsts = next(iter(make_loader(profile, "train", root=root,
+                                   options=LoaderOptions(sampler=sampler))))
     assert torch.equal(firsts["image"][0], loader.dataset[7]["image"])
 
 

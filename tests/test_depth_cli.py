@@ -17,7 +17,8 @@ from evacamel.depth_units import FAR_M, depth_meta, meters_to_png, meters_to_tar
 from evacamel.depth import (RELATIVE_DISPARITY, ExactDepth, build_tiny_depth_model, read_depth_png,
                             rewrite_depth, seed_normalise)
 from evacamel.depth.estimators import HFDepthEstimator
-from evacamel.depth.rewrite import CALIBRATION_IMAGES, DONE_FILE, EXACT_BACKUP, JOB_FILE, depth_items
+from evacamel.depth.rewrite import (CALIBRATION_IMAGES, DONE_FILE, EXACT_BACKUP, JOB_FILE, RewriteOptions,
+                                    depth_items)
 
 N_SAMPLES, N_BG, SOURCE, DEPTH = 6, 2, 48, 32
 
@@ -137,7 +138,7 @@ def test_interrupted_rerun_skips_finished_maps(tmp_path, tiny_model):
     calibration_calls = math.ceil(min(CALIBRATION_IMAGES, N_SAMPLES + N_BG) / 3)
     _interrupt_after(est, calibration_calls + 1)  # calibration, one batch of 3, then "Ctrl-C"
     with pytest.raises(KeyboardInterrupt):
-        rewrite_depth(root, est, batch_size=3, progress=False)
+        rewrite_depth(root, est, RewriteOptions(batch_size=3, progress=False))
     done = (root / DONE_FILE).read_text().split()
     assert done == [f"depth/img_{i:08d}.png" for i in range(3)]
     meta = json.loads((root / "meta.json").read_text())
@@ -147,7 +148,7 @@ def test_interrupted_rerun_skips_finished_maps(tmp_path, tiny_model):
     job = json.loads((root / JOB_FILE).read_text())
 
     est2 = HFDepthEstimator(tiny_model, device="cpu")
-    result = rewrite_depth(root, est2, batch_size=3, progress=False)
+    result = rewrite_depth(root, est2, RewriteOptions(batch_size=3, progress=False))
     assert (result.total, result.written, result.skipped) == (8, 5, 3)
     assert _stat([root / d for d in done]) == finished  # not rewritten: same inode, same mtime
     now = _stat(_maps(root))
@@ -157,7 +158,7 @@ def test_interrupted_rerun_skips_finished_maps(tmp_path, tiny_model):
     assert "rewriting" not in meta["depth"] and not (root / DONE_FILE).exists()
     # the resumed maps equal an uninterrupted run's
     ref = make_dataset(tmp_path / "ref")
-    rewrite_depth(ref, HFDepthEstimator(tiny_model, device="cpu"), batch_size=3, progress=False)
+    rewrite_depth(ref, HFDepthEstimator(tiny_model, device="cpu"), RewriteOptions(batch_size=3, progress=False))
     for p in _maps(root):
         assert torch.allclose(read_depth_png(p), read_depth_png(ref / p.relative_to(root)), atol=2 / 64)
 
@@ -169,11 +170,11 @@ def test_other_settings_start_over_and_exact_restores(tmp_path, tiny_model):
     est = HFDepthEstimator(tiny_model, device="cpu")
     _interrupt_after(est, 3)  # 2 calibration calls (8 maps, batches of 4), then one batch
     with pytest.raises(KeyboardInterrupt):
-        rewrite_depth(root, est, batch_size=4, progress=False)
+        rewrite_depth(root, est, RewriteOptions(batch_size=4, progress=False))
     assert (root / DONE_FILE).read_text().split()  # some maps done
     # a different job (seed normalisation, another size) does not reuse them
-    result = rewrite_depth(root, HFDepthEstimator(tiny_model, device="cpu"), normalisation="seed",
-                           size=16, batch_size=4, progress=False)
+    result = rewrite_depth(root, HFDepthEstimator(tiny_model, device="cpu"),
+                           RewriteOptions(normalisation="seed", size=16, batch_size=4, progress=False))
     assert result.written == 8
     meta = json.loads((root / "meta.json").read_text())
     assert meta["depth_size"] == 16 and meta["depth"]["source"]["normalisation"] == "seed"
@@ -206,8 +207,8 @@ def test_exact_seed_normalisation_stores_the_seed_map(tmp_path):
 def test_own_pictures_dataset_gets_depth_folders(tmp_path, tiny_model):
     root = make_dataset(tmp_path / "ds", source="none")
     with pytest.raises(ValueError, match="no exact depth"):
-        rewrite_depth(root, ExactDepth(root), progress=False)
-    result = rewrite_depth(root, HFDepthEstimator(tiny_model, device="cpu"), progress=False)
+        rewrite_depth(root, ExactDepth(root), RewriteOptions(progress=False))
+    result = rewrite_depth(root, HFDepthEstimator(tiny_model, device="cpu"), RewriteOptions(progress=False))
     assert result.written == N_SAMPLES + N_BG
     assert len(list((root / "depth").glob("*.png"))) == N_SAMPLES
     assert sorted(p.name for p in (root / "bg_depth").glob("*.png")) == ["bg_0000.png", "bg_0001.png"]

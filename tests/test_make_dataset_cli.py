@@ -103,3 +103,13 @@ def test_help_lists_the_options():
     for option in ("--shard", "--finalize", "--zip-parts", "--clahe", "--mode", "--backgrounds",
                    "--camels", "--camel-masks", "--samples", "--workers", "--seed"):
         assert option in result.stdout
+
+
+def test_bad_values_are_refused_in_one_line(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _run("--out", "") == 2  # not data/<profile> by accident
+    assert "--out is empty" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+    assert _run("--out", str(tmp_path / "ds"), "--samples", "3", "--zip-parts", "10") == 2
+    assert "more parts than the 3 samples" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()

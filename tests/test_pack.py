@@ -154,6 +154,9 @@ def test_pack_command(root, capsys):
     assert find_packed(root, S) == packed_dir(root, S)
     assert main(["pack", "--root", str(root / "missing")]) == 1
     assert "not found" in capsys.readouterr().err
+    assert main(["pack", "--root", str(root), "--input-size", "33"]) == 2  # the U-Net needs 32k
+    assert "--input-size 33: must be a positive multiple of 32" in capsys.readouterr().err
+    assert not packed_dir(root, 33).exists()
 
 
 @pytest.mark.slow
@@ -190,3 +193,16 @@ def test_ensure_packed_waits_for_another_builder(root):
     (packed_dir(root, S) / "manifest.json").unlink()
     assert pack.ensure_packed(profile, root=root, workers=0) == packed_dir(root, S)
     assert not lock.exists()
+
+
+def test_decode_vs_packed_times_the_same_samples_and_catches_a_stale_cache(root):
+    from evacamel.bench.loader import decode_vs_packed
+
+    folder = pack_dataset(root, S, workers=0, progress=False)
+    files, cache = decode_vs_packed(root, folder, "train", n=4)
+    assert files.items == cache.items == 4 and files.rate > 0 and cache.rate > 0
+    image = np.load(folder / "image.npy", mmap_mode="r+")
+    image[read_manifest(folder)["splits"]["train"][2]] ^= 1  # one sample differs from its files
+    image.flush()
+    with pytest.raises(ValueError, match="differs from the files"):
+        decode_vs_packed(root, folder, "train", n=4)

@@ -16,12 +16,24 @@ from PIL import Image
 
 from evacamel.depth_units import PNG_STEPS_PER_M
 from evacamel.dataset.format import INDEX_COLUMNS, load_sample, read_index, read_meta, read_sources
-from evacamel.dataset.write import WriteInterrupted, ensure_dataset, finalize_dataset, write_dataset
+from evacamel.dataset.write import ensure_dataset, finalize_dataset, write_dataset
 from evacamel.profiles import get_profile
 
 TINY = get_profile("quick").replace(n_backgrounds=6, n_camels=6, samples=40, source_size=64,
                                     depth_size=64, camel_size=64)
 CHUNK = 8  # 5 chunks of 8 samples
+
+
+class Killed(Exception):
+    """Stands for a kill (Ctrl-C, a crash) in the middle of a run."""
+
+
+def _stop_after(chunks: int):
+    """An ``on_chunk`` callback that stops the run once ``chunks`` chunks are written."""
+    def on_chunk(written: int) -> None:
+        if written >= chunks:
+            raise Killed(f"stopped after {written} chunks")
+    return on_chunk
 
 
 def _write(out: Path, profile=TINY, **kw) -> Path:
@@ -131,8 +143,8 @@ def test_another_seed_gives_another_dataset(reference: Path, tmp_path: Path):
 
 def test_resume_after_interruption(reference: Path, tmp_path: Path):
     out = tmp_path / "ds"
-    with pytest.raises(WriteInterrupted):
-        _write(out, stop_after_chunks=2)
+    with pytest.raises(Killed):
+        _write(out, on_chunk=_stop_after(2))
     assert read_meta(out)["complete"] is False and not (out / "dataset_info.csv").exists()
     done = _mtimes(out)
     assert "fg_bg/img_00000015.jpg" in done and "fg_bg/img_00000016.jpg" not in done
@@ -161,9 +173,9 @@ def test_two_shards_then_finalize_equal_unsharded(reference: Path, tmp_path: Pat
     _write(b, shard="1/2")
     assert read_meta(a)["complete"] is False and not (a / "dataset_info.csv").exists()
     with pytest.raises(ValueError, match="cannot finalize"):
-        finalize_dataset(a, TINY, chunk_size=CHUNK, progress=False)
+        finalize_dataset(a, TINY, chunk_size=CHUNK)
     shutil.copytree(b, a, dirs_exist_ok=True)  # gather the shards in one folder
-    finalize_dataset(a, TINY, chunk_size=CHUNK, progress=False)
+    finalize_dataset(a, TINY, chunk_size=CHUNK)
     _assert_same_files(reference, a)
 
 
@@ -383,3 +395,41 @@ def test_folder_lock_takes_over_dead_and_empty_locks(tmp_path):
     os.utime(lock, (old, old))
     with folder_lock(folder, poll_s=0.01):
         assert lock.read_text() == str(os.getpid())
+
+
+# -- meta.json and the index are checked when read ---------------------------------------------
+
+def test_meta_json_shape_is_checked(reference: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    shutil.copytree(reference, out)
+    meta = read_meta(out)
+    bad = {"format_version": 99, "depth_size": "large", "image_format": "gif", "complete": "yes",
+           "depth": {**meta["depth"], "png_steps_per_m": 100}}
+    for key, value in bad.items():
+        (out / "meta.json").write_text(json.dumps({**meta, key: value}))
+        with pytest.raises(ValueError, match=rf"meta\.json: unusable meta\.json: {key}"):
+            read_meta(out)
+        with pytest.raises(FileExistsError, match="unusable meta.json"):
+            _write(out)  # the writer refuses it too, and leaves it as it is
+    (out / "meta.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_meta(out)
+
+
+def test_index_numbers_are_checked_with_row_and_column(reference: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    shutil.copytree(reference, out)
+    lines = (out / "dataset_info.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[3].split(",")
+    cells[header.index("bg_id")] = "two"
+    lines[3] = ",".join(cells)
+    (out / "dataset_info.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"row 2 \(line 4\), column bg_id: 'two' is not a number"):
+        read_index(out)
+
+
+def test_more_zip_parts_than_samples_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match="zip_parts=10: more parts than the 3 samples"):
+        _write(tmp_path / "ds", zip_parts=10, profile=TINY.replace(samples=3))
+    assert not (tmp_path / "ds").exists()

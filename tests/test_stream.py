@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from evacamel.dataset.plan import derive_seed
 from evacamel.loading.stream import SyntheticStream, stream_seed
 from evacamel.profiles import get_profile
 
@@ -50,8 +51,6 @@ def test_refresh_renders_new_pool_members():
 
 
 def test_stream_seeds_differ_from_dataset_seeds():
-    from evacamel.dataset.plan import derive_seed
-
     ours = {stream_seed(0, "background", i) for i in range(200)}
     assert len(ours) == 200
     theirs = {derive_seed(0, k, i) % 2**31 for k in range(8) for i in range(200)}

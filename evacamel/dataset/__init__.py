@@ -60,8 +60,13 @@ no ``depth/`` or ``bg_depth/`` file is written and ``meta.json["depth"]["source"
 ``"none"``; ``dataset_info.csv`` still names the ``depth/`` files, which ``evacamel
 depth`` (a monocular estimator) writes later. Your own camels work with either mode.
 
-The code is cut by job: :mod:`~evacamel.dataset.format` (names, meta.json, the index,
-paths), :mod:`~evacamel.dataset.plan` (what to write, no pixels),
+Paths in the index never leave the dataset folder: every reader and writer goes through
+:func:`~evacamel.dataset.format.resolve_in_dataset` (no absolute paths, no ``..``, no
+backslashes or drive letters, no symlinks leading outside).
+
+The code is cut by job: :mod:`~evacamel.dataset.format` (the one owner of the format:
+names, the folder list, meta.json, the index, the path check),
+:mod:`~evacamel.dataset.plan` (what to write, no pixels),
 :mod:`~evacamel.dataset.worker` (one process: sources, chunks),
 :mod:`~evacamel.dataset.write` (the stages, the process pool, finalize, zip parts,
 :func:`~evacamel.dataset.write.ensure_dataset`), :mod:`~evacamel.dataset.codec` (image

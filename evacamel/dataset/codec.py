@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
-from pathlib import Path
 import struct
+import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,8 +27,9 @@ from PIL import Image
 
 from evacamel.depth_units import meters_to_png
 
-__all__ = ["decode_image_bytes", "read_image", "JPEG_SUBSAMPLING", "RGBA_PNG_LEVEL", "to_uint8", "encode_rgb", "encode_png_gray",
-           "encode_mask", "encode_depth", "encode_rgba", "resize_depth", "resize_rgba"]
+__all__ = ["decode_image_bytes", "read_image", "JPEG_SUBSAMPLING", "RGBA_PNG_LEVEL",
+           "float01_to_hwc_uint8", "encode_rgb", "encode_png_gray", "encode_mask", "encode_depth",
+           "encode_rgba", "resize_depth", "resize_rgba"]
 
 JPEG_SUBSAMPLING = 2
 """4:2:0 chroma subsampling (PIL's code 2), as most cameras and the seed's OpenCV."""
@@ -37,8 +38,9 @@ RGBA_PNG_LEVEL = 6
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float ``C x H x W`` in [0, 1] -> uint8 ``H x W x C`` (or ``H x W`` for C = 1)."""
+def float01_to_hwc_uint8(x: torch.Tensor) -> np.ndarray:
+    """float ``C x H x W`` in [0, 1] -> numpy uint8 ``H x W x C`` (or ``H x W`` for C = 1),
+    ``floor(x * 255 + 0.5)``: rounds half up (the files' fixed rounding), clamped."""
     a = (x.detach().float() * 255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)  # round half up
     a = a.permute(1, 2, 0).contiguous().cpu().numpy()
     return a[..., 0] if a.shape[-1] == 1 else a
@@ -101,23 +103,30 @@ def encode_depth(depth_m: torch.Tensor) -> bytes:
 def encode_rgba(rgba: torch.Tensor) -> bytes:
     """float ``4 x h x w`` RGBA in [0, 1] -> RGBA PNG bytes."""
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(rgba), "RGBA").save(buf, "PNG", compress_level=RGBA_PNG_LEVEL)
+    Image.fromarray(float01_to_hwc_uint8(rgba), "RGBA").save(buf, "PNG", compress_level=RGBA_PNG_LEVEL)
     return buf.getvalue()
 
 
-def resize_depth(depth: torch.Tensor, size: int) -> torch.Tensor:
-    """``... x 1 x H x W`` meters -> ``size x size`` by nearest sampling (no blended depths)."""
-    if depth.shape[-1] == size and depth.shape[-2] == size:
-        return depth
+def resize_depth(depth: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Depth ``... x H x W`` (meters, float) -> ``... x h x w`` by nearest sampling.
+
+    Every pixel keeps a depth that exists in the scene (averaging across the edge of a
+    near dune and the sky would invent a half-way depth of ~500 m). ``size`` is ``h = w``
+    or ``(h, w)``; ``depth`` has at least 3 dims (``1 x H x W`` or ``B x 1 x H x W``).
+    Same size: ``depth`` itself. Integer factors: a strided view (the values of
+    ``F.interpolate(mode="nearest-exact")``, without its copy).
+    """
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     H, W = depth.shape[-2:]
-    if H == W and H % size == 0:
-        # an integer factor: nearest-exact picks source pixel dst * step + step // 2, a
-        # strided view (the same values as F.interpolate, without its copy)
-        step = H // size
-        return depth[..., step // 2::step, step // 2::step]
+    if (H, W) == (h, w):
+        return depth
+    if H % h == 0 and W % w == 0:
+        # nearest-exact picks source pixel dst * step + step // 2 along each axis
+        sh, sw = H // h, W // w
+        return depth[..., sh // 2::sh, sw // 2::sw]
     squeeze = depth.ndim == 3
     d = depth[None] if squeeze else depth
-    d = F.interpolate(d, size=(size, size), mode="nearest-exact")
+    d = F.interpolate(d, size=(h, w), mode="nearest-exact")
     return d[0] if squeeze else d
 
 

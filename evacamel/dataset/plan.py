@@ -15,17 +15,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from evacamel import __version__
+from evacamel.dataset.format import FORMAT, FORMAT_VERSION, IMAGE_FORMATS, WORK
 from evacamel.depth_units import depth_meta
-from evacamel.dataset.format import FORMAT, FORMAT_VERSION, WORK
 from evacamel.dataset.sources import FolderSources, folder_fingerprint
 from evacamel.profiles import Profile
 
-__all__ = ["Plan", "make_plan", "derive_seed", "default_chunk_size", "group_size",
+__all__ = ["Plan", "SampleFiles", "make_plan", "derive_seed", "default_chunk_size", "group_size",
            "P_BG_SEED", "P_FG_SEED", "P_CHUNK"]
 
 # Purposes of derived random streams (never reorder: they fix the dataset's bytes).
@@ -46,6 +47,14 @@ def default_chunk_size(source_size: int) -> int:
 def group_size(size: int) -> int:
     """Backgrounds or camels rendered per call (fixed by the size: determinism)."""
     return int(max(1, min(64, 2**22 // (size * size))))
+
+
+class SampleFiles(NamedTuple):
+    """The dataset-relative paths of one sample's files."""
+
+    fg_bg: str
+    mask: str
+    depth: str
 
 
 @dataclass
@@ -111,9 +120,9 @@ class Plan:
             return self.bg_depth_rel(i)
         return f"{WORK}/bg_depth_full/bg_{i:04d}.png"
 
-    def sample_rels(self, k: int) -> tuple[str, str, str]:
-        return (f"fg_bg/img_{k:08d}.{self.ext}", f"mask/img_{k:08d}.png",
-                f"depth/img_{k:08d}.png")
+    def sample_rels(self, k: int) -> SampleFiles:
+        return SampleFiles(f"fg_bg/img_{k:08d}.{self.ext}", f"mask/img_{k:08d}.png",
+                           f"depth/img_{k:08d}.png")
 
 
 def _split_ids(n: int, fraction: float, seed: int, purpose: int) -> np.ndarray:
@@ -193,6 +202,79 @@ def _as_folders(source: Any) -> FolderSources:
                      "{'backgrounds': DIR, 'camels': DIR, 'camel_masks': DIR}")
 
 
+def _check_arguments(profile: Profile, seed: int, zip_parts: int) -> None:
+    if seed < 0:
+        raise ValueError(f"seed={seed}: must be >= 0")
+    if profile.samples < 1:
+        raise ValueError(f"samples={profile.samples}: must be >= 1")
+    if profile.image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format={profile.image_format!r}: choose 'jpg' or 'png'")
+    if zip_parts < 0:
+        raise ValueError(f"zip_parts={zip_parts}: must be >= 0")
+    if zip_parts > profile.samples:
+        raise ValueError(f"zip_parts={zip_parts}: more parts than the {profile.samples} samples "
+                         "(a part would be empty)")
+
+
+def _choose_mode(mode: str | None, profile: Profile, folders: FolderSources,
+                 own_backgrounds: bool) -> str:
+    """The compose mode: the seed's recipe with your own backgrounds (no camera, no depth)."""
+    if mode is None:
+        mode = "seed" if own_backgrounds else profile.compose_mode
+    if mode not in ("perspective", "seed"):
+        raise ValueError(f"mode={mode!r}: choose 'perspective' or 'seed'")
+    if own_backgrounds and mode == "perspective":
+        raise ValueError(f"{folders.backgrounds}: your own backgrounds have no camera and no "
+                         "depth, so camels cannot stand on their ground; use mode='seed' "
+                         "(--mode seed)")
+    return mode
+
+
+def _describe(files: list[Path] | None, folder: Path | None) -> Any:
+    if files is None:
+        return "procedural"
+    return {"folder": str(folder), "files": len(files), "fingerprint": folder_fingerprint(files)}
+
+
+def _counts(plan: Plan) -> dict[str, int]:
+    bg_test, fg_test, sample_test = plan.bg_test, plan.fg_test, plan.sample_test
+    return {"backgrounds": plan.n_bg, "camels": plan.n_fg, "samples": int(plan.profile.samples),
+            "train": int((~sample_test).sum()), "test": int(sample_test.sum()),
+            "train_backgrounds": int((~bg_test).sum()), "test_backgrounds": int(bg_test.sum()),
+            "train_camels": int((~fg_test).sum()), "test_camels": int(fg_test.sum())}
+
+
+def _plan_meta(plan: Plan) -> dict:
+    """The dataset's meta.json, unfinished (``"complete": false``)."""
+    profile, folders = plan.profile, plan.folders
+    own = plan.bg_files is not None or plan.fg_files is not None
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "generator": {
+            "name": "evacamel", "version": __version__,
+            "source": "folders" if own else "procedural",
+            "backgrounds": _describe(plan.bg_files, folders.backgrounds),
+            "camels": _describe(plan.fg_files, folders.camels),
+            "chunk_size": plan.chunk_size,
+        },
+        "seed": plan.seed,
+        "profile": profile.name,
+        "compose_mode": plan.mode,
+        "clahe": plan.clahe,
+        "source_size": profile.source_size,
+        "depth_size": profile.depth_size,
+        "camel_size": profile.camel_size,
+        "image_format": profile.image_format,
+        "jpeg_quality": profile.jpeg_quality,
+        "test_fraction": profile.test_fraction,
+        "zip_parts": plan.zip_parts,
+        "counts": _counts(plan),
+        "depth": {**depth_meta(), "source": "exact" if plan.has_depth else "none"},
+        "complete": False,
+    }
+
+
 def make_plan(profile: Profile, *, seed: int | None, source: Any, mode: str | None,
               clahe: bool, zip_parts: int, chunk_size: int | None) -> Plan:
     """Check the arguments of :func:`~evacamel.dataset.write.write_dataset` and plan the dataset.
@@ -200,27 +282,11 @@ def make_plan(profile: Profile, *, seed: int | None, source: Any, mode: str | No
     Raises:
         ValueError / FileNotFoundError: bad arguments or source folders (named).
     """
-    from evacamel import __version__
-
     folders = _as_folders(source)
     seed = int(profile.seed if seed is None else seed)
-    if seed < 0:
-        raise ValueError(f"seed={seed}: must be >= 0")
-    if profile.samples < 1:
-        raise ValueError(f"samples={profile.samples}: must be >= 1")
-    if profile.image_format not in ("jpg", "png"):
-        raise ValueError(f"image_format={profile.image_format!r}: choose 'jpg' or 'png'")
-    if zip_parts < 0:
-        raise ValueError(f"zip_parts={zip_parts}: must be >= 0")
+    _check_arguments(profile, seed, zip_parts)
     bg_files, fg_files = folders.check(profile.source_size)
-    if mode is None:
-        mode = "seed" if bg_files is not None else profile.compose_mode
-    if mode not in ("perspective", "seed"):
-        raise ValueError(f"mode={mode!r}: choose 'perspective' or 'seed'")
-    if bg_files is not None and mode == "perspective":
-        raise ValueError(f"{folders.backgrounds}: your own backgrounds have no camera and no "
-                         "depth, so camels cannot stand on their ground; use mode='seed' "
-                         "(--mode seed)")
+    mode = _choose_mode(mode, profile, folders, bg_files is not None)
     n_bg = len(bg_files) if bg_files is not None else profile.n_backgrounds
     n_fg = len(fg_files) if fg_files is not None else profile.n_camels
     if n_bg < 1 or n_fg < 1:
@@ -230,40 +296,7 @@ def make_plan(profile: Profile, *, seed: int | None, source: Any, mode: str | No
     sample_bg, sample_fg, sample_test = _assign_samples(
         profile.samples, bg_test, fg_test, profile.test_fraction, seed)
     chunk_size = int(chunk_size or default_chunk_size(profile.source_size))
-
-    def describe(files: list[Path] | None, folder: Path | None) -> Any:
-        if files is None:
-            return "procedural"
-        return {"folder": str(folder), "files": len(files), "fingerprint": folder_fingerprint(files)}
-
-    has_depth = bg_files is None
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "generator": {
-            "name": "evacamel", "version": __version__,
-            "source": "procedural" if bg_files is None and fg_files is None else "folders",
-            "backgrounds": describe(bg_files, folders.backgrounds),
-            "camels": describe(fg_files, folders.camels),
-            "chunk_size": chunk_size,
-        },
-        "seed": seed,
-        "profile": profile.name,
-        "compose_mode": mode,
-        "clahe": bool(clahe),
-        "source_size": profile.source_size,
-        "depth_size": profile.depth_size,
-        "camel_size": profile.camel_size,
-        "image_format": profile.image_format,
-        "jpeg_quality": profile.jpeg_quality,
-        "test_fraction": profile.test_fraction,
-        "zip_parts": int(zip_parts),
-        "counts": {"backgrounds": n_bg, "camels": n_fg, "samples": int(profile.samples),
-                   "train": int((~sample_test).sum()), "test": int(sample_test.sum()),
-                   "train_backgrounds": int((~bg_test).sum()), "test_backgrounds": int(bg_test.sum()),
-                   "train_camels": int((~fg_test).sum()), "test_camels": int(fg_test.sum())},
-        "depth": {**depth_meta(), "source": "exact" if has_depth else "none"},
-        "complete": False,
-    }
-    return Plan(profile, seed, mode, bool(clahe), chunk_size, int(zip_parts), folders,
-                 bg_files, fg_files, bg_test, fg_test, sample_bg, sample_fg, sample_test, meta)
+    plan = Plan(profile, seed, mode, bool(clahe), chunk_size, int(zip_parts), folders,
+                bg_files, fg_files, bg_test, fg_test, sample_bg, sample_fg, sample_test)
+    plan.meta = _plan_meta(plan)
+    return plan

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 
+from evacamel.dataset.format import INDEX_NAME, read_index, resolve_in_dataset
 from evacamel.depth.align import DepthEvaluation, evaluate_depth
 from evacamel.depth.estimators import ExactDepth
-from evacamel.depth.files import read_index_columns, read_rgb
+from evacamel.depth.files import read_rgb
 
 __all__ = ["Examples", "load_examples", "score_table"]
 
@@ -34,15 +35,17 @@ def load_examples(root: str | os.PathLike, n: int = 8, *, split: str | None = "t
     many different scenes as possible; then further samples in index order.
     """
     root = Path(root)
-    rows = read_index_columns(root, ("fg_bg_paths", "depth_map_paths", "split", "selected_bg_paths"))
-    rows = [r for r in rows if split is None or r[2] == split]
+    rows = [r for r in read_index(root) if split is None or r.get("split") == split]
     if not rows:
-        raise ValueError(f"{root / 'dataset_info.csv'} has no {split!r} samples")
-    seen: set[str] = set()
-    firsts = [r for r in rows if not (r[3] in seen or seen.add(r[3]))]  # first row of each background
-    rows = (firsts + [r for r in rows if r not in firsts])[:n]
-    images = torch.stack([read_rgb(root / r[0]) for r in rows]).float() / 255.0
-    keys = [r[1] for r in rows]
+        raise ValueError(f"{root / INDEX_NAME} has no {split!r} samples")
+    first_of_bg: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        first_of_bg.setdefault(r["selected_bg_paths"], i)
+    firsts = set(first_of_bg.values())
+    rows = ([rows[i] for i in sorted(firsts)] + [r for i, r in enumerate(rows) if i not in firsts])[:n]
+    images = torch.stack([read_rgb(resolve_in_dataset(root, r["fg_bg_paths"], column="fg_bg_paths"))
+                          for r in rows]).float() / 255.0
+    keys = [r["depth_map_paths"] for r in rows]
     exact = ExactDepth(root)
     size = int(exact.meta.get("depth_size") or images.shape[-1])
     return Examples(images, exact.estimate(None, size=(size, size), keys=keys), keys)

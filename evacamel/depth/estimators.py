@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -33,7 +35,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from evacamel.dataset.codec import resize_depth
+from evacamel.dataset.format import EXACT_DEPTH_DIR, read_meta, resolve_in_dataset
 from evacamel.depth.align import METRIC_DEPTH, OUTPUT_KINDS, RELATIVE_DISPARITY
+from evacamel.depth.files import read_depth_png
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -104,18 +109,13 @@ class ExactDepth(DepthEstimator):
     needs_images = False
 
     def __init__(self, root: str | os.PathLike, device: torch.device | str | None = None) -> None:
-        from evacamel.depth.files import read_meta
-
         self.root = Path(root)
         self.meta = read_meta(self.root)  # checks it is a dataset
         self.device = torch.device(device or "cpu")
         self._folder()  # fails now, not halfway, if the dataset has no exact depth
 
     def _folder(self) -> Path:
-        from evacamel.depth.files import read_meta
-        from evacamel.depth.rewrite import EXACT_BACKUP
-
-        backup = self.root / EXACT_BACKUP
+        backup = self.root / EXACT_DEPTH_DIR
         if backup.is_dir():
             return backup
         source = read_meta(self.root).get("depth", {}).get("source", "exact")
@@ -124,21 +124,19 @@ class ExactDepth(DepthEstimator):
                              "(meta.json depth source 'none'); use a monocular estimator instead")
         if source != "exact":
             raise ValueError(f"{self.root} has no exact depth any more: its depth maps come from "
-                             f"{source!r} and there is no {EXACT_BACKUP}/ copy; regenerate the dataset")
+                             f"{source!r} and there is no {EXACT_DEPTH_DIR}/ copy; regenerate the dataset")
         return self.root
 
     def estimate(self, images: torch.Tensor | None = None, *, size: int | tuple[int, int] | None = None,
                  keys: Sequence[str] | None = None) -> torch.Tensor:
         """Exact depth for ``keys`` (dataset-relative depth paths): ``B x 1 x h x w`` meters."""
-        from evacamel.depth.files import read_depth_png, resize_depth
-
         if keys is None:
             raise ValueError("ExactDepth needs keys: the samples' depth paths relative to the dataset")
         if images is not None and len(keys) != images.shape[0]:
             raise ValueError(f"{len(keys)} keys for {images.shape[0]} images")
         folder = self._folder()
         hw = _out_size(images, size)
-        maps = [resize_depth(read_depth_png(folder / k)[None], hw)[0] for k in keys]
+        maps = [resize_depth(read_depth_png(resolve_in_dataset(folder, k)), hw) for k in keys]
         return torch.stack(maps).to(self.device)
 
     def describe(self) -> dict:
@@ -153,7 +151,7 @@ def find_local_model(model: str = DEFAULT_MODEL) -> str | None:
     """
     if Path(model).expanduser().is_dir():
         return str(Path(model).expanduser())
-    try:
+    try:  # optional (comes with transformers): imported only here, see the module doc
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
@@ -215,7 +213,7 @@ class HFDepthEstimator(DepthEstimator):
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, *, device: torch.device | str | None = None,
                  dtype: str | torch.dtype | None = "auto", output_kind: str | None = None,
                  local_files_only: bool | None = None) -> None:
-        try:
+        try:  # optional and heavy: imported only when a model is made (see the module doc)
             import transformers
             from transformers import AutoImageProcessor, AutoModelForDepthEstimation
         except ImportError as exc:
@@ -326,7 +324,7 @@ def build_tiny_depth_model(folder: str | os.PathLike, *, seed: int = 0, image_si
     whole path runs in tests with no download. Its outputs are meaningless numbers.
     Returns the folder.
     """
-    try:
+    try:  # optional and heavy: imported only here (see the module doc)
         from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
                                   DPTImageProcessor)
     except ImportError as exc:
@@ -393,9 +391,6 @@ def pretrained_or_tiny(model: str | None = None, *, tiny_dir: str | os.PathLike 
 
 def _shared_tiny_model() -> Path:
     """The tiny model in ``<tmp>/evacamel-tiny-depth``, built once (atomically: safe in parallel)."""
-    import shutil
-    import tempfile
-
     final = Path(tempfile.gettempdir()) / "evacamel-tiny-depth"
     if (final / "model.safetensors").is_file() and (final / "preprocessor_config.json").is_file():
         return final

@@ -28,7 +28,7 @@ from evacamel.depth_units import meters_to_target, png_to_meters
 
 __all__ = [
     "resize_area",
-    "to_uint8",
+    "float255_to_uint8",
     "make_image",
     "target_to_uint16",
     "make_batch",
@@ -54,8 +54,9 @@ def resize_area(x: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=True)
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Float in [0, 255] -> uint8, rounded to nearest (clamped)."""
+def float255_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float tensor in [0, 255] -> uint8 tensor of the same shape, rounded to nearest
+    (half to even, ``torch.round``), clamped. Modifies ``x`` in place."""
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -74,7 +75,7 @@ def _as_float255(x: torch.Tensor) -> torch.Tensor:
 def make_image(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int) -> torch.Tensor:
     """The model's input: ``B x 3 x H x W`` bg and fg_bg (uint8 or float in [0, 1]) ->
     uint8 ``B x 6 x S x S``, each area-resized once (training data and prediction alike)."""
-    return to_uint8(torch.cat([resize_area(_as_float255(bg), input_size),
+    return float255_to_uint8(torch.cat([resize_area(_as_float255(bg), input_size),
                                resize_area(_as_float255(fg_bg), input_size)], dim=1))
 
 
@@ -98,7 +99,7 @@ def make_batch(bg: torch.Tensor, fg_bg: torch.Tensor, mask: torch.Tensor,
     mask_out = resize_area(_as_float255(mask), output_size)
     meters = png_to_meters(depth) if depth_is_png else depth.float()
     target = resize_area(meters_to_target(meters), output_size)
-    return {"image": make_image(bg, fg_bg, input_size), "mask": to_uint8(mask_out),
+    return {"image": make_image(bg, fg_bg, input_size), "mask": float255_to_uint8(mask_out),
             "depth": target_to_uint16(target)}
 
 

@@ -1,7 +1,7 @@
-"""torch Datasets and DataLoaders over a dataset folder, its zip parts, or its packed cache.
+"""torch Datasets over a dataset folder's files or its zip parts.
 
-Every dataset here yields samples (and :func:`make_loader` batches) in the batch format
-of ``ARCHITECTURE.md``::
+Every dataset here yields samples (and :func:`evacamel.loading.loader.make_loader`
+batches) in the batch format of ``ARCHITECTURE.md``::
 
     {"image": uint8 6 x S x S (bg RGB, fg_bg RGB), "mask": uint8 1 x s x s,
      "depth": uint16 1 x s x s (meters_to_target * 65535)}
@@ -17,13 +17,15 @@ Three sources, one format:
 * :class:`ZipDataset`: the same files read straight out of zip parts, without
   extracting anything (each worker process opens its own ``ZipFile`` handles lazily).
 * :class:`evacamel.loading.pack.PackedDataset`: the pre-resized memory-mapped cache; a
-  batch costs about a memory copy. :func:`make_loader` uses it whenever it exists.
+  batch costs about a memory copy. ``make_loader`` uses it whenever it exists.
+
+The index is parsed and its paths checked by :mod:`evacamel.dataset.format`; every file
+is read through :func:`~evacamel.dataset.format.resolve_in_dataset` (folders) or looked
+up among the zip members (zips), so a dataset never makes us read outside it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import zipfile
 from collections.abc import Sequence
@@ -33,14 +35,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from evacamel.loading.batch import collate_samples, make_sample
 from evacamel.dataset.codec import decode_image_bytes
-from evacamel.dataset.format import INDEX_NAME
+from evacamel.dataset.format import (DATASET_FOLDERS, INDEX_NAME, META_NAME, parse_index, read_index,
+                                     resolve_in_dataset)
+from evacamel.loading.batch import make_sample
 
 __all__ = [
     "SPLITS",
-    "DATASET_FOLDERS",
-    "read_rows",
     "select_split",
     "FolderSource",
     "ZipSource",
@@ -48,35 +49,14 @@ __all__ = [
     "FolderDataset",
     "ZipDataset",
     "find_zip_parts",
+    "open_image_dataset",
 ]
 
 SPLITS = ("train", "test", "all")
 """Split names a dataset accepts; ``"all"`` is every row."""
 
-DATASET_FOLDERS = ("bg", "fg", "fg_bg", "mask", "depth", "bg_depth")
-"""Top-level folders of the on-disk format; a zip member's path is taken from the first
-of these it contains, so ``dataset_3/fg_bg/img_00000001.jpg`` is ``fg_bg/img_00000001.jpg``."""
 
-_COLUMNS = ("fg_bg_paths", "mask_paths", "selected_bg_paths", "depth_map_paths")
-
-
-# -- the index ------------------------------------------------------------------------
-
-def read_rows(text: str, *, name: str = INDEX_NAME) -> list[dict[str, str]]:
-    """Parse ``dataset_info.csv`` text into one dict per row.
-
-    Raises:
-        ValueError: a required column (the seed's four path columns) is missing.
-    """
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
-    return list(reader)
-
-
-def select_split(rows: list[dict[str, str]], split: str, *,
-                 name: str = INDEX_NAME) -> list[int]:
+def select_split(rows: list[dict], split: str, *, name: str = INDEX_NAME) -> list[int]:
     """Indices (in file order) of the rows of ``split`` (``train``, ``test`` or ``all``).
 
     Raises:
@@ -100,24 +80,27 @@ def _member_key(name: str) -> str | None:
     for i, part in enumerate(parts):
         if part in DATASET_FOLDERS:
             return "/".join(parts[i:])
-    return parts[-1] if parts and parts[-1] in (INDEX_NAME, "meta.json") else None
+    return parts[-1] if parts and parts[-1] in (INDEX_NAME, META_NAME) else None
 
 
 # -- where the bytes come from ----------------------------------------------------------
 
 class FolderSource:
-    """Reads dataset files from a folder by their dataset-relative paths."""
+    """Reads dataset files from a folder by their dataset-relative paths (checked by
+    :func:`~evacamel.dataset.format.resolve_in_dataset`: never outside the folder)."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         if not (self.root / INDEX_NAME).is_file():
             raise FileNotFoundError(f"{self.root / INDEX_NAME}: dataset index not found")
 
-    def index_text(self) -> str:
-        return (self.root / INDEX_NAME).read_text(encoding="utf-8")
+    def read_index(self) -> list[dict]:
+        """The folder's ``dataset_info.csv``, parsed and checked."""
+        return read_index(self.root)
 
-    def read(self, relpath: str) -> bytes:
-        path = self.root / relpath
+    def read(self, relpath: str, *, row: int | None = None, column: str | None = None) -> bytes:
+        """The bytes of ``relpath``; ``row`` and ``column`` name it in errors."""
+        path = resolve_in_dataset(self.root, relpath, row=row, column=column)
         try:
             return path.read_bytes()
         except FileNotFoundError:
@@ -169,17 +152,21 @@ class ZipSource:
             zf = self._handles[i] = zipfile.ZipFile(self.archives[i])
         return zf
 
-    def index_text(self, beside: Path | None = None) -> str:
-        """The index: from a zip part, else ``dataset_info.csv`` beside the first part."""
+    def read_index(self, beside: Path | None = None) -> list[dict]:
+        """The index, parsed and checked: from a zip part, else ``beside`` (default
+        ``dataset_info.csv`` beside the first part)."""
         if INDEX_NAME in self.members:
-            return self.read(INDEX_NAME).decode("utf-8")
-        candidate = beside or self.archives[0].parent / INDEX_NAME
-        if candidate.is_file():
-            return candidate.read_text(encoding="utf-8")
-        raise FileNotFoundError(f"{INDEX_NAME} is in none of the zip parts "
-                                f"({', '.join(map(str, self.archives))}) nor at {candidate}")
+            text, name = self.read(INDEX_NAME).decode("utf-8"), self.describe(INDEX_NAME)
+        else:
+            candidate = beside or self.archives[0].parent / INDEX_NAME
+            if not candidate.is_file():
+                raise FileNotFoundError(f"{INDEX_NAME} is in none of the zip parts "
+                                        f"({', '.join(map(str, self.archives))}) nor at {candidate}")
+            text, name = candidate.read_text(encoding="utf-8"), str(candidate)
+        return parse_index(text, name=name)
 
-    def read(self, relpath: str) -> bytes:
+    def read(self, relpath: str, *, row: int | None = None, column: str | None = None) -> bytes:
+        """The bytes of member ``relpath`` (looked up, never a file-system path)."""
         try:
             i, name = self.members[relpath]
         except KeyError:
@@ -214,32 +201,31 @@ class ImageDataset(Dataset):
 
     def __init__(self, source: FolderSource | ZipSource, split: str = "train", *,
                  input_size: int, output_size: int | None = None,
-                 index_text: str | None = None):
+                 rows: list[dict] | None = None):
         self.source = source
         self.split = split
         self.input_size = int(input_size)
         self.output_size = int(output_size or input_size // 2)
-        text = index_text if index_text is not None else source.index_text()
-        self.rows = read_rows(text)
+        self.rows = rows if rows is not None else source.read_index()
         self.row_ids = select_split(self.rows, split)
 
     def __len__(self) -> int:
         return len(self.row_ids)
 
-    def _decode(self, relpath: str, channels: int | None) -> torch.Tensor:
-        return decode_image_bytes(self.source.read(relpath), name=self.source.describe(relpath),
-                                  channels=channels)
+    def _decode(self, row_id: int, column: str, channels: int | None) -> torch.Tensor:
+        relpath = self.rows[row_id][column]
+        data = self.source.read(relpath, row=row_id, column=column)
+        return decode_image_bytes(data, name=self.source.describe(relpath), channels=channels)
 
     def load_row(self, row_id: int) -> dict[str, torch.Tensor]:
         """The sample of row ``row_id`` of the index (any split)."""
-        row = self.rows[row_id]
-        bg = self._decode(row["selected_bg_paths"], 3)
-        fg_bg = self._decode(row["fg_bg_paths"], 3)
-        mask = self._decode(row["mask_paths"], 1)
-        depth = self._decode(row["depth_map_paths"], None)
+        bg = self._decode(row_id, "selected_bg_paths", 3)
+        fg_bg = self._decode(row_id, "fg_bg_paths", 3)
+        mask = self._decode(row_id, "mask_paths", 1)
+        depth = self._decode(row_id, "depth_map_paths", None)
         if depth.dtype != torch.uint16:
-            raise ValueError(f"{self.source.describe(row['depth_map_paths'])}: depth must be "
-                             f"a 16-bit PNG (meters * 64), got {depth.dtype} "
+            raise ValueError(f"{self.source.describe(self.rows[row_id]['depth_map_paths'])}: "
+                             f"depth must be a 16-bit PNG (meters * 64), got {depth.dtype} "
                              f"with {depth.shape[0]} channel(s)")
         return make_sample(bg, fg_bg, mask, depth, self.input_size, self.output_size)
 
@@ -289,6 +275,26 @@ class ZipDataset(ImageDataset):
             beside = None
         source = ZipSource(parts)
         super().__init__(source, split, input_size=input_size, output_size=output_size,
-                         index_text=source.index_text(beside if beside and beside.is_file()
-                                                      else None))
+                         rows=source.read_index(beside if beside and beside.is_file() else None))
 
+
+def open_image_dataset(root: str | os.PathLike, split: str = "train", *, input_size: int,
+                       output_size: int | None = None, prefer: str = "auto") -> ImageDataset:
+    """The dataset of ``root``'s files: its folder (index and ``fg_bg/``), else its zip parts.
+
+    Args:
+        prefer: ``"auto"`` (that order), or force ``"folder"`` or ``"zip"``.
+
+    Raises:
+        FileNotFoundError: no files (or not of the forced kind) at ``root``.
+    """
+    root = Path(root)
+    if prefer not in ("auto", "folder", "zip"):
+        raise ValueError(f"prefer={prefer!r}: choose auto, folder or zip")
+    if prefer in ("auto", "folder") and (root / INDEX_NAME).is_file() and (root / "fg_bg").is_dir():
+        return FolderDataset(root, split, input_size=input_size, output_size=output_size)
+    if prefer in ("auto", "zip") and find_zip_parts(root):
+        return ZipDataset(root, split, input_size=input_size, output_size=output_size)
+    raise FileNotFoundError(f"{root}: no dataset here (no {INDEX_NAME} with files, no zip "
+                            "parts); make one with `evacamel make-dataset` or "
+                            "evacamel.dataset.write.ensure_dataset(profile)")

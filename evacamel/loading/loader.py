@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,12 @@ from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, 
                               SequentialSampler)
 
 from evacamel.loading.batch import collate_samples
-from evacamel.loading.files import FolderDataset, ZipDataset, find_zip_parts
+from evacamel.loading.files import open_image_dataset
 from evacamel.loading.pack import PackedDataset, find_packed
-from evacamel.dataset.format import INDEX_NAME
+from evacamel.paths import dataset_dir
 from evacamel.profiles import Profile, get_profile
 
-__all__ = ["open_dataset", "returns_batches", "collate_for", "make_loader"]
+__all__ = ["open_dataset", "returns_batches", "collate_for", "LoaderOptions", "make_loader"]
 
 
 def open_dataset(root: str | os.PathLike, split: str = "train", *, input_size: int,
@@ -47,14 +48,8 @@ def open_dataset(root: str | os.PathLike, split: str = "train", *, input_size: i
         if prefer == "packed":
             raise FileNotFoundError(f"{root}: no current packed cache for input size "
                                     f"{input_size} (build it with `evacamel pack`)")
-    if prefer in ("auto", "folder") and (root / INDEX_NAME).is_file() and \
-            (root / "fg_bg").is_dir():
-        return FolderDataset(root, split, input_size=input_size, output_size=output_size)
-    if prefer in ("auto", "zip") and find_zip_parts(root):
-        return ZipDataset(root, split, input_size=input_size, output_size=output_size)
-    raise FileNotFoundError(f"{root}: no dataset here (no packed cache, no {INDEX_NAME} with "
-                            f"files, no zip parts); make one with `evacamel make-dataset` "
-                            f"or evacamel.dataset.write.ensure_dataset(profile)")
+    return open_image_dataset(root, split, input_size=input_size, output_size=output_size,
+                              prefer=prefer)
 
 
 def _identity(batch: Any) -> Any:
@@ -72,12 +67,40 @@ def collate_for(dataset: Dataset) -> Callable[[Any], dict[str, torch.Tensor]]:
     return _identity if returns_batches(dataset) else collate_samples
 
 
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How :func:`make_loader` batches; ``None`` takes the default named.
+
+    Attributes:
+        batch_size: default ``profile.batch_size``.
+        shuffle: default ``split == "train"``; ignored when ``sampler`` is given.
+        drop_last: default ``split == "train"``.
+        num_workers: default ``profile.num_workers`` for files and zips, 0 for the packed
+            cache: there a batch is one memory copy in this process (about 14,000 samples
+            of 6 x 256 x 256 per CPU-second), while a worker must also hand every batch
+            over through fresh shared memory, which costs about five times more CPU per
+            sample (``python -m evacamel bench loader``). On CUDA the GPU computes
+            asynchronously while the next batch is copied, so nothing is lost.
+        pin_memory: default: when CUDA is available.
+        generator: seeds the shuffling (reproducible order).
+        sampler: a per-sample index sampler (e.g. ``DistributedSampler``, or a list of
+            indices); batches are made from it.
+        prefer: which source, see :func:`open_dataset`.
+    """
+
+    batch_size: int | None = None
+    shuffle: bool | None = None
+    drop_last: bool | None = None
+    num_workers: int | None = None
+    pin_memory: bool | None = None
+    generator: torch.Generator | None = None
+    sampler: Sampler | Sequence[int] | None = None
+    prefer: str = "auto"
+
+
 def make_loader(profile: Profile | str | None, split: str, *,
-                root: str | os.PathLike | None = None, batch_size: int | None = None,
-                shuffle: bool | None = None, num_workers: int | None = None,
-                generator: torch.Generator | None = None, sampler: Sampler | None = None,
-                drop_last: bool | None = None, prefer: str = "auto",
-                pin_memory: bool | None = None) -> DataLoader:
+                root: str | os.PathLike | None = None,
+                options: LoaderOptions | None = None) -> DataLoader:
     """A DataLoader of batch dicts for ``split`` of the profile's dataset.
 
     Uses the packed cache when it exists (build it with
@@ -88,44 +111,30 @@ def make_loader(profile: Profile | str | None, split: str, *,
         profile: a profile or its name (sizes and defaults come from it).
         split: ``"train"`` or ``"test"`` (or ``"all"``).
         root: the dataset folder (default ``paths.dataset_dir(profile.name)``).
-        batch_size: default ``profile.batch_size``.
-        shuffle: default ``split == "train"``; ignored when ``sampler`` is given.
-        num_workers: default ``profile.num_workers`` for files and zips, 0 for the packed
-            cache: there a batch is one memory copy in this process (about 14,000 samples
-            of 6 x 256 x 256 per CPU-second), while a worker must also hand every batch
-            over through fresh shared memory, which costs about five times more CPU per
-            sample (``python -m evacamel bench loader``). On CUDA the GPU computes
-            asynchronously while the next batch is copied, so nothing is lost.
-        generator: seeds the shuffling (reproducible order).
-        sampler: a per-sample index sampler (e.g. ``DistributedSampler``); batches are
-            made from it.
-        drop_last: default ``split == "train"``.
-        prefer: see :func:`open_dataset`.
-        pin_memory: default: when CUDA is available.
+        options: see :class:`LoaderOptions` (default: all defaults).
 
     Yields:
         ``{"image": uint8 B x 6 x S x S, "mask": uint8 B x 1 x s x s,
         "depth": uint16 B x 1 x s x s}`` (CPU tensors).
     """
-    from evacamel.paths import dataset_dir
-
     profile = get_profile(profile)
+    o = options or LoaderOptions()
     root = Path(root) if root is not None else dataset_dir(profile.name)
     dataset = open_dataset(root, split, input_size=profile.input_size,
-                           output_size=profile.output_size, prefer=prefer)
-    batch_size = int(batch_size or profile.batch_size)
-    shuffle = (split == "train") if shuffle is None else shuffle
+                           output_size=profile.output_size, prefer=o.prefer)
+    batch_size = int(o.batch_size or profile.batch_size)
     packed = returns_batches(dataset)
-    if num_workers is None:
-        num_workers = 0 if packed else profile.num_workers
-    num_workers = int(num_workers)
-    drop_last = (split == "train") if drop_last is None else drop_last
-    pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+    num_workers = int((0 if packed else profile.num_workers) if o.num_workers is None
+                      else o.num_workers)
+    drop_last = (split == "train") if o.drop_last is None else o.drop_last
+    sampler = o.sampler
     if sampler is None:
-        sampler = RandomSampler(dataset, generator=generator) if shuffle else \
+        shuffle = (split == "train") if o.shuffle is None else o.shuffle
+        sampler = RandomSampler(dataset, generator=o.generator) if shuffle else \
             SequentialSampler(dataset)
-    common: dict[str, Any] = dict(num_workers=num_workers, pin_memory=pin_memory,
-                                  persistent_workers=num_workers > 0)
+    common: dict[str, Any] = dict(
+        num_workers=num_workers, persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available() if o.pin_memory is None else o.pin_memory)
     if num_workers > 0:
         common["prefetch_factor"] = 4
     if packed:

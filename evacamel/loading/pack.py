@@ -29,6 +29,7 @@ Building (:func:`pack_dataset`, ``evacamel pack``) is
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing as mp
@@ -45,6 +46,9 @@ from torch.utils.data import Dataset, get_worker_info
 from tqdm.auto import tqdm
 
 from evacamel.dataset.atomic import folder_lock, write_json
+from evacamel.dataset.format import INDEX_NAME, META_NAME, meta_from_bytes, read_meta
+from evacamel.dataset.write import ensure_dataset
+from evacamel.loading.files import ImageDataset, ZipSource, find_zip_parts, open_image_dataset
 from evacamel.profiles import Profile, get_profile
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "source_fingerprint",
     "read_manifest",
     "find_packed",
+    "open_arrays",
     "pack_dataset",
     "ensure_packed",
     "PackedDataset",
@@ -76,29 +81,32 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _index_and_meta(root: Path) -> tuple[bytes, dict[str, Any]]:
+    """The index's bytes and meta.json (``{}`` if absent), from the folder or its zip parts."""
+    if (root / INDEX_NAME).is_file():
+        meta = read_meta(root) if (root / META_NAME).is_file() else {}
+        return (root / INDEX_NAME).read_bytes(), meta
+    parts = find_zip_parts(root)
+    if not parts:
+        raise FileNotFoundError(f"{root}: no {INDEX_NAME} and no zip parts")
+    src = ZipSource(parts)
+    try:
+        index = src.read(INDEX_NAME) if INDEX_NAME in src.members else \
+            (root / INDEX_NAME).read_bytes()
+        meta = meta_from_bytes(src.read(META_NAME), name=src.describe(META_NAME)) \
+            if META_NAME in src.members else {}
+    finally:
+        src.close()
+    return index, meta
+
+
 def source_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
     """What a cache is made from: hashes of the index and of meta.json (minus ``stats``,
     ``zip_parts``).
 
     Works for a dataset folder and for zip parts (the index/meta read from the parts).
     """
-    from evacamel.loading.files import INDEX_NAME, ZipSource, find_zip_parts
-
-    root = Path(root)
-    if (root / INDEX_NAME).is_file():
-        index = (root / INDEX_NAME).read_bytes()
-        meta_bytes = (root / "meta.json").read_bytes() if (root / "meta.json").is_file() else None
-    else:
-        parts = find_zip_parts(root)
-        if not parts:
-            raise FileNotFoundError(f"{root}: no {INDEX_NAME} and no zip parts")
-        src = ZipSource(parts)
-        try:
-            index = src.index_text().encode("utf-8")
-            meta_bytes = src.read("meta.json") if "meta.json" in src.members else None
-        finally:
-            src.close()
-    meta: dict[str, Any] = json.loads(meta_bytes) if meta_bytes else {}
+    index, meta = _index_and_meta(Path(root))
     meta.pop("stats", None)
     meta.pop("zip_parts", None)  # the same files packed differently
     return {"index_sha256": _sha256(index),
@@ -148,8 +156,10 @@ def find_packed(root: str | os.PathLike, input_size: int,
 
 # -- building -----------------------------------------------------------------------------
 
-def _open_arrays(folder: Path, mode: str) -> dict[str, np.memmap]:
-    return {k: np.load(folder / f, mmap_mode=mode) for k, f in _ARRAYS.items()}
+def open_arrays(folder: str | os.PathLike, mode: str = "r") -> dict[str, np.memmap]:
+    """A cache's arrays, memory-mapped (``mode`` as ``np.load``'s ``mmap_mode``):
+    ``{"image": uint8 N x 6 x S x S, "mask": uint8 N x 1 x s x s, "depth": uint16 ...}``."""
+    return {k: np.load(Path(folder) / f, mmap_mode=mode) for k, f in _ARRAYS.items()}
 
 
 _WORKER_DATASET: Any = None
@@ -169,7 +179,7 @@ def _pack_chunk(dataset: Any, folder: str, chunk: int, start: int, stop: int) ->
     """
     dataset = _WORKER_DATASET if dataset is None else dataset
     folder_p = Path(folder)
-    arrays = _open_arrays(folder_p, "r+")
+    arrays = open_arrays(folder_p, "r+")
     for row in range(start, stop):
         sample = dataset.load_row(row)
         arrays["image"][row] = sample["image"].numpy()
@@ -180,6 +190,65 @@ def _pack_chunk(dataset: Any, folder: str, chunk: int, start: int, stop: int) ->
     marker = folder_p / _CHUNKS / f"{chunk:06d}.done"
     marker.write_text(f"{start} {stop}\n")
     return stop - start
+
+
+def _prepare_arrays(folder: Path, plan: dict[str, Any], force: bool) -> None:
+    """Sparse arrays of the final size and the build record, unless an interrupted build
+    of the same plan left them (then its finished chunks are kept)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)  # invalid from here until finished
+    build_path = folder / _BUILD
+    previous = json.loads(build_path.read_text()) if build_path.is_file() else None
+    if previous != plan or force:
+        shutil.rmtree(folder / _CHUNKS, ignore_errors=True)
+        for name in _ARRAYS.values():
+            (folder / name).unlink(missing_ok=True)
+        n, S, s = plan["rows"], plan["input_size"], plan["output_size"]
+        shapes = {"image": ((n, 6, S, S), np.uint8), "mask": ((n, 1, s, s), np.uint8),
+                  "depth": ((n, 1, s, s), np.uint16)}
+        for key, (shape, dtype) in shapes.items():
+            np.lib.format.open_memmap(folder / _ARRAYS[key], mode="w+", dtype=dtype,
+                                      shape=shape).flush()
+        write_json(build_path, plan)
+    (folder / _CHUNKS).mkdir(exist_ok=True)
+
+
+def _pack_missing_chunks(dataset: ImageDataset, folder: Path, chunk_rows: int,
+                         workers: int | None, progress: bool | None, desc: str) -> None:
+    """Decode every chunk without a done-marker, in this process or a process pool."""
+    n = len(dataset.rows)
+    chunks = [(c, s, min(s + chunk_rows, n)) for c, s in enumerate(range(0, n, chunk_rows))]
+    todo = [c for c in chunks if not (folder / _CHUNKS / f"{c[0]:06d}.done").is_file()]
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    workers = min(workers, len(todo))
+    with tqdm(total=n, initial=n - sum(c[2] - c[1] for c in todo), unit="sample", desc=desc,
+              disable=None if progress is None else not progress) as bar:
+        if workers <= 1:
+            for c, s, e in todo:
+                bar.update(_pack_chunk(dataset, str(folder), c, s, e))
+            return
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context(),
+                                 initializer=_worker_init, initargs=(dataset,)) as pool:
+            futures = [pool.submit(_pack_chunk, None, str(folder), c, s, e) for c, s, e in todo]
+            for fut in as_completed(futures):
+                bar.update(fut.result())
+
+
+def _write_manifest(folder: Path, plan: dict[str, Any], rows: list[dict]) -> None:
+    """The manifest (written last: its presence means complete); the build's leftovers go."""
+    splits: dict[str, list[int]] = {"train": [], "test": []}
+    for i, row in enumerate(rows):
+        splits.setdefault(row.get("split") or "all", []).append(i)
+    manifest = {"format": PACK_FORMAT, "format_version": PACK_FORMAT_VERSION,
+                "source": plan["source"], "input_size": plan["input_size"],
+                "output_size": plan["output_size"], "count": plan["rows"],
+                "arrays": {k: {"file": f, "dtype": "uint16" if k == "depth" else "uint8"}
+                           for k, f in _ARRAYS.items()},
+                "depth_encoding": "meters_to_target(depth) * 65535",
+                "splits": splits}
+    write_json(folder / MANIFEST, manifest)
+    shutil.rmtree(folder / _CHUNKS, ignore_errors=True)
+    (folder / _BUILD).unlink(missing_ok=True)
 
 
 def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | None = None, *,
@@ -198,73 +267,26 @@ def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | No
     Returns:
         The cache folder (``<root>/packed-<S>``).
     """
-    from evacamel.loading.loader import open_dataset
-
     root = Path(root)
     output_size = int(output_size or input_size // 2)
+    if input_size < 2 or chunk_rows < 1:
+        raise ValueError(f"input_size {input_size} and chunk_rows {chunk_rows}: need input_size "
+                         ">= 2 (targets are half its size) and chunk_rows >= 1")
     folder = packed_dir(root, input_size)
     if not force and find_packed(root, input_size, output_size) == folder and \
             (folder / MANIFEST).is_file():
         return folder
     source = source_fingerprint(root)
-    kind = "folder" if (root / "fg_bg").is_dir() else "zip"
-    dataset = open_dataset(root, "all", input_size=input_size, output_size=output_size,
-                           prefer=kind)
+    dataset = open_image_dataset(root, "all", input_size=input_size, output_size=output_size)
     n = len(dataset.rows)
     if n == 0:
-        raise ValueError(f"{root}: dataset_info.csv has no rows; nothing to pack")
+        raise ValueError(f"{root}: {INDEX_NAME} has no rows; nothing to pack")
     plan = {"source": source, "input_size": input_size, "output_size": output_size,
             "rows": n, "chunk_rows": chunk_rows, "format_version": PACK_FORMAT_VERSION}
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / MANIFEST).unlink(missing_ok=True)  # invalid from here until finished
-    build_path = folder / _BUILD
-    previous = json.loads(build_path.read_text()) if build_path.is_file() else None
-    if previous != plan or force:
-        shutil.rmtree(folder / _CHUNKS, ignore_errors=True)
-        for name in _ARRAYS.values():
-            (folder / name).unlink(missing_ok=True)
-        shapes = {"image": ((n, 6, input_size, input_size), np.uint8),
-                  "mask": ((n, 1, output_size, output_size), np.uint8),
-                  "depth": ((n, 1, output_size, output_size), np.uint16)}
-        for key, (shape, dtype) in shapes.items():  # sparse files of the final size
-            np.lib.format.open_memmap(folder / _ARRAYS[key], mode="w+", dtype=dtype,
-                                      shape=shape).flush()
-        write_json(build_path, plan)
-    (folder / _CHUNKS).mkdir(exist_ok=True)
-
-    chunks = [(c, s, min(s + chunk_rows, n)) for c, s in enumerate(range(0, n, chunk_rows))]
-    todo = [c for c in chunks if not (folder / _CHUNKS / f"{c[0]:06d}.done").is_file()]
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    workers = min(workers, len(todo))
-    bar = tqdm(total=n, initial=n - sum(c[2] - c[1] for c in todo), unit="sample",
-               desc=f"pack {root.name} @ {input_size}", disable=None if progress is None
-               else not progress)
-    with bar:
-        if workers <= 1:
-            for c, s, e in todo:
-                bar.update(_pack_chunk(dataset, str(folder), c, s, e))
-        else:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context(),
-                                     initializer=_worker_init, initargs=(dataset,)) as pool:
-                futures = [pool.submit(_pack_chunk, None, str(folder), c, s, e)
-                           for c, s, e in todo]
-                for fut in as_completed(futures):
-                    bar.update(fut.result())
-
-    splits: dict[str, list[int]] = {"train": [], "test": []}
-    for i, row in enumerate(dataset.rows):
-        splits.setdefault(row.get("split") or "all", []).append(i)
-    manifest = {"format": PACK_FORMAT, "format_version": PACK_FORMAT_VERSION,
-                "source": source, "input_size": input_size, "output_size": output_size,
-                "count": n,
-                "arrays": {k: {"file": f, "dtype": "uint16" if k == "depth" else "uint8"}
-                           for k, f in _ARRAYS.items()},
-                "depth_encoding": "meters_to_target(depth) * 65535",
-                "splits": splits}
-    write_json(folder / MANIFEST, manifest)
-    shutil.rmtree(folder / _CHUNKS, ignore_errors=True)
-    build_path.unlink(missing_ok=True)
+    _prepare_arrays(folder, plan, force)
+    _pack_missing_chunks(dataset, folder, chunk_rows, workers, progress,
+                         desc=f"pack {root.name} @ {input_size}")
+    _write_manifest(folder, plan, dataset.rows)
     return folder
 
 
@@ -276,11 +298,7 @@ def ensure_packed(profile: Profile | str | None = None, *, root: str | os.PathLi
     (:func:`evacamel.dataset.write.ensure_dataset`).
     """
     profile = get_profile(profile)
-    if root is None:
-        from evacamel.dataset.write import ensure_dataset
-
-        root = ensure_dataset(profile)
-    root = Path(root)
+    root = Path(root) if root is not None else ensure_dataset(profile)
     folder = find_packed(root, profile.input_size, profile.output_size)
     if folder is not None:
         return folder
@@ -301,7 +319,7 @@ class PackedDataset(Dataset):
 
     ``ds[i]`` is one sample dict (copied out of the memory map); ``ds.__getitems__(idx)``
     returns a whole batch dict, one memory copy per row and array (what
-    :func:`evacamel.loading.files.make_loader` uses with a ``BatchSampler``), written
+    :func:`evacamel.loading.loader.make_loader` uses with a ``BatchSampler``), written
     straight into shared memory inside DataLoader workers so it is not copied again on
     its way to the main process.
 
@@ -334,7 +352,7 @@ class PackedDataset(Dataset):
     def arrays(self) -> dict[str, np.memmap]:
         """The memory-mapped arrays (opened on first use, in each process)."""
         if self._arrays is None:
-            self._arrays = _open_arrays(self.folder, "r")
+            self._arrays = open_arrays(self.folder, "r")
             n = self.manifest["count"]
             for key, arr in self._arrays.items():
                 if arr.shape[0] != n:
@@ -395,8 +413,6 @@ def _populate(address: int, nbytes: int) -> None:
         _madvise = False
         if sys.platform.startswith("linux"):
             try:
-                import ctypes
-
                 libc = ctypes.CDLL(None, use_errno=True)
                 libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
                 _madvise = libc.madvise

@@ -19,7 +19,6 @@ masks as ``uint8 / 255`` in [0, 1] at the training sizes, depth as the [0, 1] ta
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import warnings
@@ -30,8 +29,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
-from evacamel.dataset.atomic import write_json
+from evacamel.dataset.format import META_NAME, read_meta, write_meta
+from evacamel.dataset.write import ensure_dataset
+from evacamel.loading.batch import collate_samples
+from evacamel.loading.loader import open_dataset
+from evacamel.loading.pack import MANIFEST, PackedDataset, open_arrays, source_fingerprint
 from evacamel.profiles import Profile, get_profile
 
 __all__ = [
@@ -143,9 +148,7 @@ class Histograms:
 def _histograms_of_rows(folder: str, rows: np.ndarray) -> Histograms:
     """Histograms of some rows of a packed cache (runs in a worker process)."""
     torch.set_num_threads(1)
-    from evacamel.loading.pack import _ARRAYS
-
-    arrays = {k: np.load(Path(folder) / f, mmap_mode="c") for k, f in _ARRAYS.items()}
+    arrays = open_arrays(folder, "c")
     hist = Histograms()
     rows = np.asarray(rows, dtype=np.int64)
     with warnings.catch_warnings():
@@ -166,8 +169,6 @@ def _histograms_of_rows(folder: str, rows: np.ndarray) -> Histograms:
 def compute_stats_packed(folder: str | os.PathLike, split: str = "train", *,
                          workers: int | None = None) -> dict[str, Any]:
     """Exact statistics of one split of a packed cache, in ``workers`` processes."""
-    from evacamel.loading.pack import PackedDataset
-
     hist = _packed_histograms(PackedDataset(folder, split), workers)
     return _result(hist, split, hist.input_size, hist.output_size, source=hist.source)
 
@@ -190,15 +191,9 @@ def compute_histograms(data: str | os.PathLike | Iterable[dict[str, torch.Tensor
     ``data`` as for :func:`compute_stats`. The result also carries ``input_size``,
     ``output_size`` and ``source`` (where the values came from).
     """
-    from torch.utils.data import DataLoader, Dataset
-
-    from evacamel.loading.loader import open_dataset
-    from evacamel.loading.batch import collate_samples
-    from evacamel.loading.pack import PackedDataset
-
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
-        if (path / "manifest.json").is_file():
+        if (path / MANIFEST).is_file():
             data = PackedDataset(path, split)
         elif input_size is None:
             raise ValueError(f"{path}: a dataset folder needs input_size= for its statistics")
@@ -208,8 +203,6 @@ def compute_histograms(data: str | os.PathLike | Iterable[dict[str, torch.Tensor
         return _packed_histograms(data, workers)
     hist = Histograms()
     if isinstance(data, Dataset):
-        from tqdm.auto import tqdm
-
         loader = DataLoader(data, batch_size=batch_size, num_workers=workers or 0,
                             collate_fn=collate_samples)
         for batch in tqdm(loader, desc="stats", unit="batch",
@@ -276,12 +269,9 @@ def mask_coverage(data: str | os.PathLike | Any, split: str = "train", *,
     Returns float64 ``N``. One minus its mean is the pixel accuracy of a model that
     always answers "background".
     """
-    from evacamel.loading.loader import open_dataset
-    from evacamel.loading.pack import PackedDataset
-
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
-        data = PackedDataset(path, split) if (path / "manifest.json").is_file() else \
+        data = PackedDataset(path, split) if (path / MANIFEST).is_file() else \
             open_dataset(path, split, input_size=int(input_size or 0) or _need_size(path))
     if isinstance(data, PackedDataset):
         masks = data.arrays["mask"]
@@ -301,20 +291,9 @@ def _need_size(path: Path) -> int:
 
 def read_stats(root: str | os.PathLike) -> dict[str, Any] | None:
     """``meta.json["stats"]`` of a dataset folder, or ``None`` if absent."""
-    meta_path = Path(root) / "meta.json"
-    if not meta_path.is_file():
+    if not (Path(root) / META_NAME).is_file():
         return None
-    return json.loads(meta_path.read_text(encoding="utf-8")).get("stats")
-
-
-def _write_stats(root: Path, stats: dict[str, Any]) -> None:
-    meta_path = root / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{meta_path}: no meta.json to cache statistics in") from None
-    meta["stats"] = stats
-    write_json(meta_path, meta)
+    return read_meta(root).get("stats")
 
 
 def ensure_stats(profile: Profile | str | None = None, *, root: str | os.PathLike | None = None,
@@ -329,13 +308,7 @@ def ensure_stats(profile: Profile | str | None = None, *, root: str | os.PathLik
     With ``root`` omitted the profile's dataset is made first if missing.
     """
     profile = get_profile(profile)
-    if root is None:
-        from evacamel.dataset.write import ensure_dataset
-
-        root = ensure_dataset(profile)
-    from evacamel.loading.pack import source_fingerprint
-
-    root = Path(root)
+    root = Path(root) if root is not None else ensure_dataset(profile)
     source = source_fingerprint(root)
     cached = read_stats(root)
     if cached and not recompute and cached.get("split") == split and \
@@ -346,7 +319,7 @@ def ensure_stats(profile: Profile | str | None = None, *, root: str | os.PathLik
     stats = compute_stats(root, split, input_size=profile.input_size, workers=workers,
                           progress=progress)
     stats["source"] = source
-    _write_stats(root, stats)
+    write_meta(root, {**read_meta(root), "stats": stats})
     return stats
 
 

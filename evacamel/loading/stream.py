@@ -27,6 +27,8 @@ import torch
 
 from evacamel.loading.batch import make_batch
 from evacamel.profiles import Profile, get_profile
+from evacamel.world import render_backgrounds, render_camels
+from evacamel.world.compose import compose, sample_placements
 
 __all__ = ["SyntheticStream", "stream_seed"]
 
@@ -89,8 +91,6 @@ class SyntheticStream:
         return int(self.max_batches)
 
     def _render_pool(self) -> None:
-        from evacamel.world import render_backgrounds, render_camels
-
         bg_seeds = [stream_seed(self.seed, "background", i) for i in range(self.n_bg)]
         fg_seeds = [stream_seed(self.seed, "camel", j) for j in range(self.n_fg)]
         self._backgrounds = render_backgrounds(bg_seeds, self.render_size, device=self.device)
@@ -99,8 +99,6 @@ class SyntheticStream:
 
     def _refresh(self, batch_index: int) -> None:
         """Replace the oldest background and camel of the pool by fresh ones."""
-        from evacamel.world import render_backgrounds, render_camels
-
         slot_bg, slot_fg = self._next_bg % self.n_bg, self._next_fg % self.n_fg
         new_bg = render_backgrounds([stream_seed(self.seed, "background", self._next_bg)],
                                     self.render_size, device=self.device)
@@ -114,10 +112,9 @@ class SyntheticStream:
         self._next_bg += 1
         self._next_fg += 1
 
-    def make_batch(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """One batch, drawing pairs and placements from ``generator`` (CPU)."""
-        from evacamel.world.compose import compose, sample_placements
-
+    def compose_batch(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One batch composed from the pool, drawing pairs and placements from
+        ``generator`` (CPU); in the batch format (see the module doc)."""
         if self._backgrounds is None:
             self._render_pool()
         bi = torch.randint(0, self.n_bg, (self.batch_size,), generator=generator).tolist()
@@ -138,5 +135,5 @@ class SyntheticStream:
         while self.max_batches is None or k < self.max_batches:
             if self.refresh_every and k and k % self.refresh_every == 0:
                 self._refresh(k)
-            yield self.make_batch(generator)
+            yield self.compose_batch(generator)
             k += 1
