@@ -504,16 +504,16 @@ def make_archive(root: str | os.PathLike, archive: str | os.PathLike, *,
 
     Args:
         entries: the files and folders of ``root`` to put in (default: the dataset's
-            own, :data:`evacamel.dataset.format.DATASET_ENTRIES`, without its work folder).
+            own, :data:`evacamel.dataset.format.DATASET_ENTRIES`).
 
     Returns:
         ``(archive, sha256)``: publish the hash beside the archive.
     """
     # The format module imports torch (2 s warm, 8 s cold on the 2-core machine), which
     # downloading never needs: imported here, where the folder list is used.
-    from evacamel.dataset.format import DATASET_ENTRIES, WORK
+    from evacamel.dataset.format import DATASET_ENTRIES
 
-    entries = tuple(sorted(DATASET_ENTRIES - {WORK})) if entries is None else entries
+    entries = DATASET_ENTRIES if entries is None else entries
     root, archive = Path(root), Path(archive)
     files = []
     for name in entries:
