@@ -25,7 +25,7 @@ import torch
 from evacamel.world.noise import fbm, noise_tables, value_noise
 from evacamel.world.rng import scene_rng
 
-__all__ = ["TerrainParams", "sample_terrain_params", "terrain_height"]
+__all__ = ["TerrainParams", "WideTerrain", "sample_terrain_params", "terrain_height", "wide_landforms", "rough_relief"]
 
 
 @dataclass
@@ -49,6 +49,27 @@ class TerrainParams:
     detail_amp: torch.Tensor      # medium detail (m)
     offset_x: torch.Tensor        # where in the infinite desert the camera stands
     offset_z: torch.Tensor
+    wide: WideTerrain | None = None  # the wider world's landforms (None: dunes only)
+
+
+@dataclass
+class WideTerrain:
+    """Landforms of the wider world (:mod:`evacamel.world.scene`), each ``B x 1`` (0 = absent).
+
+    Added to the dunes by :func:`terrain_height`; distances from the camera are measured
+    in the camera's frame (the scene's ``x, z`` before the desert offset).
+    """
+
+    table: torch.Tensor           # B x 1 x (N+1) x (N+1) noise of these landforms
+    rough_amp: torch.Tensor       # rocky outcrops: height (m)
+    rough_scale: torch.Tensor     # their size (m)
+    mesa_amp: torch.Tensor        # mesas and buttes: height of their flat tops (m)
+    mesa_scale: torch.Tensor      # their size (m)
+    mesa_level: torch.Tensor      # noise level above which the ground is a mesa (-1..1)
+    mesa_clear_m: torch.Tensor    # no mesa closer to the camera than this (m)
+    mountain_amp: torch.Tensor    # distant mountains: peak height (m)
+    mountain_scale: torch.Tensor  # their size (m)
+    mountain_start_m: torch.Tensor  # distance from the camera where they begin (m)
 
 
 def sample_terrain_params(seeds: list[int], device=None) -> TerrainParams:
@@ -100,6 +121,7 @@ def _ridge(phase: torch.Tensor, stoss: torch.Tensor | float, k: float) -> torch.
 
 def terrain_height(p: TerrainParams, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Terrain height in meters at world points ``x, z`` (``B x P`` meters) -> ``B x P``."""
+    cx, cz = x, z
     x = x + p.offset_x
     z = z + p.offset_z
     lam = p.wavelength
@@ -120,4 +142,33 @@ def terrain_height(p: TerrainParams, x: torch.Tensor, z: torch.Tensor) -> torch.
     cross = p.cross_amp * _ridge(a2 / p.cross_wavelength + 0.7 * warp, 0.55, 0.1)
     # medium detail
     detail = p.detail_amp * fbm(p.table_b, x / 9.0 + 300.0, z / 9.0, octaves=3)
-    return base + dunes + cross + detail
+    if p.wide is None:
+        return base + dunes + cross + detail
+    return base + dunes + cross + detail + wide_landforms(p.wide, x, z, cx, cz)
+
+
+def _smoothstep(e0: torch.Tensor | float, e1: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    t = ((x - e0) / (e1 - e0)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def rough_relief(w: WideTerrain, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Rocky outcrops in [0, 1] at desert points ``x, z`` (ridged noise, flat between outcrops)."""
+    n = fbm(w.table, x / w.rough_scale + 11.0, z / w.rough_scale - 7.0, octaves=3)
+    return _smoothstep(0.15, 0.7, n) ** 1.5
+
+
+def wide_landforms(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, cx: torch.Tensor,
+                   cz: torch.Tensor) -> torch.Tensor:
+    """Height (m) of outcrops, mesas and mountains at desert points ``x, z`` (``cx, cz``: camera frame)."""
+    dist = torch.sqrt(cx * cx + cz * cz)
+    rough = w.rough_amp * rough_relief(w, x, z) * _smoothstep(4.0, 20.0, dist)  # the photographer stands in the open
+    # mesas: flat tops, steep cliffs, a second step on some (buttes on plateaus)
+    n = fbm(w.table, x / w.mesa_scale + 57.0, z / w.mesa_scale + 3.0, octaves=4)
+    steps = 0.65 * _smoothstep(w.mesa_level, w.mesa_level + 0.04, n) \
+        + 0.35 * _smoothstep(w.mesa_level + 0.16, w.mesa_level + 0.19, n)
+    mesa = w.mesa_amp * steps * _smoothstep(w.mesa_clear_m, 1.6 * w.mesa_clear_m, dist)
+    # mountains: ridged noise rising beyond a distance
+    m = 1 - fbm(w.table, x / w.mountain_scale - 31.0, z / w.mountain_scale + 77.0, octaves=5).abs() * 1.4
+    peaks = m.clamp_min(0) ** 1.5 * _smoothstep(w.mountain_start_m, 1.5 * w.mountain_start_m, dist)
+    return rough + mesa + w.mountain_amp * peaks
