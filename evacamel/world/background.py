@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from evacamel.depth_units import FAR_M
 from evacamel.world.camera import Camera
+from evacamel.world.looks import LookParams, apply_looks, draw_looks
 from evacamel.world.noise import fbm, value_noise
 from evacamel.world.props import PropHits, Props, intersect_props, pack_props, props_top_height
 from evacamel.world.scene import (GroundLook, SceneDraw, SceneParams, draw_scenes, ground_albedo, ground_looks,
@@ -583,8 +584,18 @@ def _tone(col: torch.Tensor) -> torch.Tensor:
     return num.div_(den).clamp_(0, 1).pow_(1 / 2.2)  # ACES fit (Narkowicz), then gamma
 
 
-def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,
-                       batch_size: int | None = None, scene: SceneParams | None = None) -> Backgrounds:
+def _render_part(seeds: list[int], size: int, device, scene: SceneParams | None,
+                 look: LookParams | None) -> Backgrounds:
+    """One batch: the classic or the wider world, then each image's photographic look."""
+    part = _render_chunk(seeds, size, device) if scene is None else _render_wide_chunk(seeds, size, device, scene)
+    if look is not None:
+        part.looks = draw_looks(seeds, look)
+        part.rgb = apply_looks(part.rgb, part.looks)
+    return part
+
+
+def render_backgrounds(seeds: Sequence[int], size: int, *, device=None, batch_size: int | None = None,
+                       scene: SceneParams | None = None, look: LookParams | None = None) -> Backgrounds:
     """Render one desert background per seed.
 
     Args:
@@ -595,6 +606,8 @@ def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,
         batch_size: scenes rendered together (default: as many as fit in ~1 M pixels).
         scene: the wider world's distribution (:class:`~evacamel.world.scene.SceneParams`);
             ``None`` renders the classic dunes (the same pixels as before it existed).
+        look: the photographic looks' distribution (:class:`~evacamel.world.looks.LookParams`);
+            each image draws its look from its seed; ``None``: no look.
 
     Returns:
         :class:`Backgrounds` with ``rgb`` ``B x 3 x S x S`` in [0, 1] and ``depth``
@@ -609,11 +622,9 @@ def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,
     if not seeds:
         return Backgrounds(torch.zeros(0, 3, size, size, device=device),
                            torch.zeros(0, 1, size, size, device=device), [], [])
-    if scene is None:
-        parts = [_render_chunk(seeds[i:i + batch_size], size, device) for i in range(0, len(seeds), batch_size)]
-    else:
-        parts = [_render_wide_chunk(seeds[i:i + batch_size], size, device, scene)
-                 for i in range(0, len(seeds), batch_size)]
+    parts = [_render_part(seeds[i:i + batch_size], size, device, scene, look)
+             for i in range(0, len(seeds), batch_size)]
     return Backgrounds(rgb=torch.cat([p.rgb for p in parts]), depth=torch.cat([p.depth for p in parts]),
                        cameras=[c for p in parts for c in p.cameras], seeds=seeds,
-                       scenes=None if scene is None else [d for p in parts for d in p.scenes])
+                       scenes=None if scene is None else [d for p in parts for d in p.scenes],
+                       looks=None if look is None else [k for p in parts for k in p.looks])

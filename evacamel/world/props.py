@@ -151,7 +151,8 @@ def _candidates(props: Props, dirs: torch.Tensor, cam_y: torch.Tensor) -> tuple[
     centres relative to the camera (``B x N x 3``)."""
     c = props.spheres[..., :3] - torch.cat([torch.zeros_like(cam_y), cam_y, torch.zeros_like(cam_y)], 1)[:, None]
     r = props.spheres[..., 3]
-    proj = torch.einsum("bnc,bcp->bnp", c, dirs)
+    # written out, not a matrix product: the same bits whatever else is in the batch
+    proj = c[..., 0:1] * dirs[:, None, 0] + c[..., 1:2] * dirs[:, None, 1] + c[..., 2:3] * dirs[:, None, 2]
     cc = (c * c).sum(-1, keepdim=True)
     near = (cc - proj * proj <= (r * r)[..., None]) & (proj + r[..., None] > 0) & (r[..., None] > 0)
     b, n, p = torch.nonzero(near, as_tuple=True)

@@ -41,7 +41,7 @@ ROCK_PALETTES: dict[str, tuple[float, float, float]] = {
     "red sandstone": (0.62, 0.34, 0.22),
     "orange sandstone": (0.74, 0.48, 0.30),
     "brown": (0.45, 0.35, 0.27),
-    "dark basalt": (0.22, 0.20, 0.19),
+    "dark basalt": (0.30, 0.27, 0.25),
     "grey granite": (0.50, 0.48, 0.45),
     "limestone": (0.72, 0.66, 0.55),
 }
@@ -199,8 +199,8 @@ def wide_terrain(tp: TerrainParams, draws: list[SceneDraw], seeds: list[int], de
 # -- props -----------------------------------------------------------------------------
 def _rock(x: float, y: float, z: float, size: float, yaw: float, color, r: np.random.Generator) -> PropSpec:
     """A boulder: an ellipsoid chipped flat by a few random planes, partly sunk in the ground."""
-    radii = (size * r.uniform(0.8, 1.5), size * r.uniform(0.4, 0.85), size * r.uniform(0.8, 1.5))
-    cy = y + r.uniform(-0.5, 0.05) * radii[1]
+    radii = (size * r.uniform(0.7, 1.3), size * r.uniform(0.55, 1.0), size * r.uniform(0.7, 1.3))
+    cy = y + r.uniform(-0.25, 0.2) * radii[1]
     planes = []
     for _ in range(int(r.integers(3, 7))):
         a, e = r.uniform(0, 2 * math.pi), r.uniform(-0.2, 1.1)
