@@ -485,39 +485,53 @@ _PROP_TEXTURE = torch.tensor([  # per kind: fine texture, coarse patches, base b
 ])
 
 
-def _prop_albedo(props: Props, ph: PropHits, surf: _Surface, table: torch.Tensor) -> torch.Tensor:
+def _prop_noise(table: torch.Tensor, surf: _Surface) -> torch.Tensor:
+    """``B x 3 x P`` noise on the props' pixels (0 elsewhere): fine texture, coarse patches, bump.
+
+    Computed only on the first ``M`` columns of a per-scene reordering that puts prop pixels
+    first (``M``: the most prop pixels of any scene), not on the whole image.
+    """
+    B, P = surf.on_prop.shape
+    m = int(surf.on_prop.sum(1).max())
+    out = torch.zeros(B, 3, P, device=surf.x.device)
+    if m == 0:
+        return out
+    cols = torch.argsort((~surf.on_prop).to(torch.int8), dim=1, stable=True)[:, :m]
+    x, z, h, fp = (torch.gather(v, 1, cols) for v in (surf.x, surf.z, surf.height, surf.footprint))
+    # two planar noises add up to a texture with no stripes on round surfaces
+    fine = 0.6 * (fbm(table, x / 0.12, h / 0.12, octaves=2) + fbm(table, z / 0.12 + 31.0, h / 0.12 + 17.0, octaves=2))
+    coarse = 0.6 * (fbm(table, x / 1.3 + 71.0, h / 1.3, octaves=2) + fbm(table, z / 1.3 - 5.0, h / 1.3 + 9.0, octaves=2))
+    bump = value_noise(table, x / 0.25 + h / 0.25, z / 0.25) * (1 - fp / 0.1).clamp(0, 1)
+    vals = torch.stack([fine * (1 - fp / 0.08).clamp(0, 1), coarse, bump], 1)
+    return out.scatter_(2, cols[:, None].expand(-1, 3, -1), vals) * surf.on_prop[:, None]
+
+
+def _prop_albedo(props: Props, ph: PropHits, noise: torch.Tensor) -> torch.Tensor:
     """Linear albedo ``B x 3 x P`` of the props at their hit points (0 elsewhere)."""
     idx = ph.index.clamp_min(0)
     color = torch.gather(props.color, 1, idx[:, :, None].expand(-1, -1, 3)).permute(0, 2, 1)
     kind = torch.gather(props.kind, 1, idx)
     tex = _PROP_TEXTURE.to(color.device)[kind]                       # B x P x 3
-    fade = (1 - surf.footprint / 0.08).clamp(0, 1)
-    # two planar noises add up to a texture with no stripes on round surfaces
-    fine = 0.6 * (fbm(table, surf.x / 0.12, surf.height / 0.12, octaves=2)
-                  + fbm(table, surf.z / 0.12 + 31.0, surf.height / 0.12 + 17.0, octaves=2)) * fade
-    coarse = 0.6 * (fbm(table, surf.x / 1.3 + 71.0, surf.height / 1.3, octaves=2)
-                    + fbm(table, surf.z / 1.3 - 5.0, surf.height / 1.3 + 9.0, octaves=2))
-    shade = tex[..., 2] * (1 + tex[..., 0] * fine + tex[..., 1] * coarse)
+    shade = tex[..., 2] * (1 + tex[..., 0] * noise[:, 0] + tex[..., 1] * noise[:, 1])
     return color * (shade * (ph.index >= 0))[:, None]
 
 
 def _wide_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, ph: PropHits, surf: _Surface, focal_px: float,
-                  ripples: torch.Tensor) -> torch.Tensor:
+                  ripples: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Unit normals ``B x 3 x P`` of the visible surface (props bumped a little by noise)."""
     ground = _ground_normals(tp, rays, hits, focal_px, ripples)
-    bump = value_noise(tp.wide.table, surf.x / 0.25 + surf.height / 0.25, surf.z / 0.25) \
-        * (1 - surf.footprint / 0.1).clamp(0, 1)
+    bump = noise[:, 2]
     tilt = torch.stack([bump, torch.zeros_like(bump), -bump], 1) * 0.25
     prop, _ = _unit(ph.normal + tilt)
     return torch.where(surf.on_prop[:, None], prop, ground)
 
 
 def _wide_albedo(tp: TerrainParams, sand: _SandColors, gl: GroundLook, hits: _Hits, props: Props, ph: PropHits,
-                 surf: _Surface, normals: torch.Tensor) -> torch.Tensor:
+                 surf: _Surface, normals: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Linear albedo ``B x 3 x P``: ground materials (sand, gravel, rock, road) or the props'."""
     ground = ground_albedo(_sand_albedo(tp, sand, hits), gl, tp, surf.x, surf.z, surf.height, normals,
                            surf.footprint)
-    return torch.where(surf.on_prop[:, None], _prop_albedo(props, ph, surf, tp.wide.table), ground)
+    return torch.where(surf.on_prop[:, None], _prop_albedo(props, ph, noise), ground)
 
 
 class _WideScene(NamedTuple):
@@ -562,9 +576,10 @@ def _render_wide_chunk(seeds: list[int], size: int, device, params: SceneParams)
     ph = intersect_props(w.props, rays.unit, cam_y)
     surf = _visible_surface(hits, ph, rays, cam_y, cams[0].focal_px)
     ripples = torch.tensor([[1.0 if d.ground in ("dunes", "sand") else 0.0] for d in w.draws], device=device)
-    normals = _wide_normals(w.terrain, rays, hits, ph, surf, cams[0].focal_px, ripples)
+    noise = _prop_noise(w.terrain.wide.table, surf)
+    normals = _wide_normals(w.terrain, rays, hits, ph, surf, cams[0].focal_px, ripples, noise)
     shadow = _sun_visibility(w.terrain, w.sky, surf.horizontal, surf.x, surf.z, S, device, w.props)
-    alb = _wide_albedo(w.terrain, w.sand, w.ground, hits, w.props, ph, surf, normals)
+    alb = _wide_albedo(w.terrain, w.sand, w.ground, hits, w.props, ph, surf, normals, noise)
     col = _sunlit(alb, w.sky, normals, shadow)
     # high ground (mountains, mesa tops) stands above most of the dust: less haze
     thin = torch.exp(-(surf.height - cam_y).clamp(0, 5000) / 350.0)

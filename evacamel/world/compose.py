@@ -482,7 +482,7 @@ def _paste_one(c: _Canvas, sprite: CamelSprite, pl: Placement, mode: str, shadow
     cam_depth, vis = _CAMEL_DEPTH[mode](c.bg_depth, box, pl, c.camera, rows)
     region = c.rgb[(slice(None), *box.image)]
     dressed = pl.harmonize > 0 or pl.poisson or c.look is not None
-    before = region.clone() if dressed else None
+    before = region.clone() if pl.harmonize > 0 or pl.poisson else None
     colors = _dressed_camel(part, box, pl, c.look, before, S) if dressed else part[:3]
     if mode == "perspective" and shadow > 0:
         _darken_under_feet(region, on_full, rows, bgd, box, float(pl.distance_m), shadow)

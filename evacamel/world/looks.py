@@ -129,15 +129,21 @@ def look_colors(rgb: torch.Tensor, looks: list[Look]) -> torch.Tensor:
 
     Args:
         rgb: ``B x 3 x H x W`` float in [0, 1] (any ``H x W``: a whole image or a camel's box).
+
+    Steps every look of the batch leaves at its default are skipped (the same result, faster).
     """
-    lin = rgb.clamp(0, 1) ** 2.2
-    gain = _column([[2 ** k.exposure * c for c in k.cast] for k in looks], rgb, (-1, 3, 1, 1))
-    x = (lin * gain).clamp(0, 1) ** (1 / 2.2)
-    c = _column([k.contrast for k in looks], rgb)
-    x = x + c * (x * x * (3 - 2 * x) - x)
-    x = x.clamp(0, 1) ** _column([k.gamma for k in looks], rgb)
-    luma = (x * _column([0.299, 0.587, 0.114], rgb, (1, 3, 1, 1))).sum(1, keepdim=True)
-    return (luma + (x - luma) * _column([k.saturation for k in looks], rgb)).clamp(0, 1)
+    x = rgb.clamp(0, 1)
+    gains = [[2 ** k.exposure * c for c in k.cast] for k in looks]
+    if any(g != [1.0, 1.0, 1.0] for g in gains):
+        x = (x ** 2.2 * _column(gains, rgb, (-1, 3, 1, 1))).clamp(0, 1) ** (1 / 2.2)
+    if any(k.contrast != 0 for k in looks):
+        x = x + _column([k.contrast for k in looks], rgb) * (x * x * (3 - 2 * x) - x)
+    if any(k.gamma != 1 for k in looks):
+        x = x.clamp(0, 1) ** _column([k.gamma for k in looks], rgb)
+    if any(k.saturation != 1 for k in looks):
+        luma = (x * _column([0.299, 0.587, 0.114], rgb, (1, 3, 1, 1))).sum(1, keepdim=True)
+        x = luma + (x - luma) * _column([k.saturation for k in looks], rgb)
+    return x.clamp(0, 1)
 
 
 def _has_colors(k: Look) -> bool:
@@ -163,14 +169,27 @@ def sensor_noise(looks: list[Look], shape: tuple[int, int], device, salt: int = 
 
 
 def soften(rgb: torch.Tensor, looks: list[Look], size: int) -> torch.Tensor:
-    """Gaussian blur of sigma ``look.blur * size`` pixels (images without blur are returned unchanged)."""
+    """Gaussian blur of sigma ``look.blur * size`` pixels (images without blur are returned unchanged).
+
+    Blurs wider than 1.5 pixels run at half resolution (area down, bilinear up): a quarter
+    of the work, and the same softness to the eye.
+    """
     idx = [i for i, k in enumerate(looks) if k.blur * size >= 0.3]
     if not idx:
         return rgb
-    sig = torch.tensor([[looks[i].blur * size] * 2 for i in idx], dtype=rgb.dtype, device=rgb.device)
+    x = rgb[idx]
+    h, w = x.shape[-2:]
+    half = float(max(looks[i].blur for i in idx)) * size > 1.5 and min(h, w) >= 8
+    if half:
+        x = F.interpolate(x, size=(h // 2, w // 2), mode="area")
+    scale = 0.5 if half else 1.0
+    sig = torch.tensor([[looks[i].blur * size * scale] * 2 for i in idx], dtype=rgb.dtype, device=rgb.device)
     ks = 2 * math.ceil(3 * float(sig.max())) + 1
+    x = kornia.filters.gaussian_blur2d(x, (ks, ks), sig, border_type="replicate")
+    if half:
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
     out = rgb.clone()
-    out[idx] = kornia.filters.gaussian_blur2d(rgb[idx], (ks, ks), sig, border_type="reflect")
+    out[idx] = x
     return out
 
 
@@ -187,7 +206,7 @@ def local_contrast(rgb: torch.Tensor, looks: list[Look], size: int) -> torch.Ten
     small = F.interpolate(x, size=(max(2, h // 8), max(2, w // 8)), mode="area")
     sig = max(0.6, 0.04 * size / 8)
     ks = 2 * math.ceil(3 * sig) + 1
-    base = F.interpolate(kornia.filters.gaussian_blur2d(small, (ks, ks), (sig, sig), border_type="reflect"),
+    base = F.interpolate(kornia.filters.gaussian_blur2d(small, (ks, ks), (sig, sig), border_type="replicate"),
                          size=(h, w), mode="bilinear", align_corners=False)
     a = _column([looks[i].hdr for i in idx], x)
     mean = base.mean((1, 2, 3), keepdim=True)

@@ -146,16 +146,51 @@ class PropHits:
     index: torch.Tensor      # which prop (long)
 
 
+def _groups(P: int, device, k: int = 8) -> torch.Tensor:
+    """``G x m`` indices grouping ``P`` points: ``k x k`` tiles of a square grid, else runs of ``k * k``.
+
+    Groups at the grid's edge repeat their last index (duplicates are harmless: hits are
+    reduced with min / max per point).
+    """
+    side = math.isqrt(P)
+    if side * side == P and side >= k:
+        t = torch.arange(0, side, k, device=device)
+        local = torch.arange(k, device=device)
+        rows = (t[:, None] + local[None, :]).clamp_max(side - 1)                 # tiles per side x k
+        idx = rows[:, None, :, None] * side + rows[None, :, None, :]             # tile r, tile c, k, k
+        return idx.reshape(-1, k * k)
+    m = k * k
+    return (torch.arange(0, P, m, device=device)[:, None] + torch.arange(m, device=device)[None, :]).clamp_max(P - 1)
+
+
+def _expand(b: torch.Tensor, n: torch.Tensor, g: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(scene, prop, group) triples -> (scene, prop, point) triples of every point in each group."""
+    m = groups.shape[1]
+    return b.repeat_interleave(m), n.repeat_interleave(m), groups[g].reshape(-1)
+
+
 def _candidates(props: Props, dirs: torch.Tensor, cam_y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(scene, prop, pixel) triples whose ray meets the prop's bounding sphere, and the sphere
-    centres relative to the camera (``B x N x 3``)."""
+    """(scene, prop, pixel) triples whose ray may meet the prop, and the sphere centres relative
+    to the camera (``B x N x 3``).
+
+    Tested per tile of pixels: the tile's cone of rays (its mean direction and the widest
+    angle from it) against the prop's bounding sphere; every pixel of a tile that may be
+    hit is a candidate.
+    """
+    B, _, P = dirs.shape
     c = props.spheres[..., :3] - torch.cat([torch.zeros_like(cam_y), cam_y, torch.zeros_like(cam_y)], 1)[:, None]
     r = props.spheres[..., 3]
-    # written out, not a matrix product: the same bits whatever else is in the batch
-    proj = c[..., 0:1] * dirs[:, None, 0] + c[..., 1:2] * dirs[:, None, 1] + c[..., 2:3] * dirs[:, None, 2]
-    cc = (c * c).sum(-1, keepdim=True)
-    near = (cc - proj * proj <= (r * r)[..., None]) & (proj + r[..., None] > 0) & (r[..., None] > 0)
-    b, n, p = torch.nonzero(near, as_tuple=True)
+    groups = _groups(P, dirs.device)
+    tile = dirs[:, :, groups]                                                  # B x 3 x G x m
+    axis = tile.mean(3)
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    spread = torch.acos((tile * axis[..., None]).sum(1).amin(2).clamp(-1, 1))  # B x G
+    dist = c.norm(dim=-1).clamp_min(1e-6)                                      # B x N
+    cos_a = torch.einsum("bnc,bcg->bng", c, axis) / dist[..., None]
+    reach = torch.asin((r / dist).clamp(max=1.0))
+    near = (torch.acos(cos_a.clamp(-1, 1)) <= spread[:, None] + reach[..., None] + 1e-4) | (dist <= r)[..., None]
+    b, n, g = torch.nonzero(near & (r > 0)[..., None], as_tuple=True)
+    b, n, p = _expand(b, n, g, groups)
     return b, n, p, c
 
 
@@ -236,11 +271,20 @@ def intersect_props(props: Props, dirs: torch.Tensor, cam_y: torch.Tensor) -> Pr
 
 
 def props_top_height(props: Props, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """World height (m) of the props' top surface at points ``x, z`` (``B x Q``); ``-inf`` off the props."""
+    """World height (m) of the props' top surface at points ``x, z`` (``B x Q``); ``-inf`` off the props.
+
+    Points are tested in tiles (a square grid of points gives square tiles) against each
+    prop's bounding circle, then solved exactly.
+    """
     B, Q = x.shape
+    groups = _groups(Q, x.device)
+    tx, tz = x[:, groups], z[:, groups]                                          # B x G x m
+    mx, mz = tx.mean(2), tz.mean(2)
+    spread = torch.sqrt(((tx - mx[..., None]) ** 2 + (tz - mz[..., None]) ** 2).amax(2))
     cx, cz, r = props.spheres[..., 0:1], props.spheres[..., 2:3], props.spheres[..., 3:4]
-    near = ((x[:, None] - cx) ** 2 + (z[:, None] - cz) ** 2 <= r * r) & (r > 0)   # B x N x Q
-    b, n, q = torch.nonzero(near, as_tuple=True)
+    near = ((mx[:, None] - cx) ** 2 + (mz[:, None] - cz) ** 2 <= (r + spread[:, None]) ** 2) & (r > 0)
+    b, n, g = torch.nonzero(near, as_tuple=True)
+    b, n, q = _expand(b, n, g, groups)
     px, pz = x[b, q], z[b, q]
     # ellipsoids: the upper half at this point
     cy, sy = torch.cos(props.yaw[b, n]), torch.sin(props.yaw[b, n])

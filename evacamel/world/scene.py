@@ -58,7 +58,7 @@ class SceneParams:
         mesas: cliffs and mesas at mid distance.
         mountains: a distant mountain range.
         road: a road or track (only on flat grounds: sand, gravel, rock).
-        rocks: scattered rocks and boulders (rock grounds always have some).
+        rocks: scattered rocks and boulders (rock grounds mostly have some, unless 0).
         scrub: scattered bushes.
         structures: one to three man-made structures (fence, wall, building, monument).
         skies: a sky other than the classic one (:data:`SKIES`).
@@ -102,8 +102,8 @@ def _draw_features(r: np.random.Generator, params: SceneParams, ground: str) -> 
         p = getattr(params, name)
         if name == "road" and ground == "dunes":
             p = 0.0
-        if name == "rocks" and ground == "rock" and params.prop_density > 0:
-            p = 1.0
+        if name == "rocks" and ground == "rock" and p > 0:
+            p = max(p, 0.85)  # a hamada is strewn with rocks
         if r.random() < p:
             feats.append(name)
     return feats
@@ -187,7 +187,13 @@ def wide_terrain(tp: TerrainParams, draws: list[SceneDraw], seeds: list[int], de
         for k, v in vals.items():
             cols[k].append(float(v))
     col = {k: torch.tensor(v, dtype=torch.float32, device=device).view(-1, 1) for k, v in cols.items()}
-    wide = WideTerrain(table=noise_tables(seeds, 22, device), **{k: col[k] for k in (
+    present = frozenset(name for name, amp in (("rough", "rough_amp"), ("mesas", "mesa_amp"),
+                                               ("mountains", "mountain_amp")) if max(cols[amp]) > 0)
+    starts = {name: min([c for a, c in zip(cols[amp], cols[start]) if a > 0] or [0.0])
+              for name, amp, start in (("mesas", "mesa_amp", "mesa_clear_m"),
+                                       ("mountains", "mountain_amp", "mountain_start_m"))}
+    wide = WideTerrain(table=noise_tables(seeds, 22, device), present=present, mesas_from_m=starts["mesas"],
+                       mountains_from_m=starts["mountains"], **{k: col[k] for k in (
         "rough_amp", "rough_scale", "mesa_amp", "mesa_scale", "mesa_level", "mesa_clear_m", "mountain_amp",
         "mountain_scale", "mountain_start_m")})
     kw = {k: getattr(tp, k) for k in tp.__dataclass_fields__}

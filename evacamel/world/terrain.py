@@ -70,6 +70,9 @@ class WideTerrain:
     mountain_amp: torch.Tensor    # distant mountains: peak height (m)
     mountain_scale: torch.Tensor  # their size (m)
     mountain_start_m: torch.Tensor  # distance from the camera where they begin (m)
+    present: frozenset[str] = frozenset({"rough", "mesas", "mountains"})  # terms some scene has (others skipped)
+    mesas_from_m: float = 0.0       # the nearest any scene's mesas or mountains begin (m):
+    mountains_from_m: float = 0.0   # points all nearer than that skip the term (it is 0 there)
 
 
 def sample_terrain_params(seeds: list[int], device=None) -> TerrainParams:
@@ -162,13 +165,27 @@ def wide_landforms(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, cx: torch.T
                    cz: torch.Tensor) -> torch.Tensor:
     """Height (m) of outcrops, mesas and mountains at desert points ``x, z`` (``cx, cz``: camera frame)."""
     dist = torch.sqrt(cx * cx + cz * cz)
-    rough = w.rough_amp * rough_relief(w, x, z) * _smoothstep(4.0, 20.0, dist)  # the photographer stands in the open
+    out = torch.zeros_like(x)
+    if "rough" in w.present:  # the photographer stands in the open
+        out = out + w.rough_amp * rough_relief(w, x, z) * _smoothstep(4.0, 20.0, dist)
+    far = float(dist.max()) if dist.numel() else 0.0
+    if "mesas" in w.present and far > w.mesas_from_m:
+        out = out + _mesas(w, x, z, dist)
+    if "mountains" in w.present and far > w.mountains_from_m:
+        out = out + _mountains(w, x, z, dist)
+    return out
+
+
+def _mesas(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     # mesas: flat tops, steep cliffs, a second step on some (buttes on plateaus)
     n = fbm(w.table, x / w.mesa_scale + 57.0, z / w.mesa_scale + 3.0, octaves=4)
     steps = 0.65 * _smoothstep(w.mesa_level, w.mesa_level + 0.04, n) \
         + 0.35 * _smoothstep(w.mesa_level + 0.16, w.mesa_level + 0.19, n)
-    mesa = w.mesa_amp * steps * _smoothstep(w.mesa_clear_m, 1.6 * w.mesa_clear_m, dist)
-    # mountains: ridged noise rising beyond a distance
+    return w.mesa_amp * steps * _smoothstep(w.mesa_clear_m, 1.6 * w.mesa_clear_m, dist)
+
+
+def _mountains(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """Ridged noise rising beyond a distance."""
     m = 1 - fbm(w.table, x / w.mountain_scale - 31.0, z / w.mountain_scale + 77.0, octaves=5).abs() * 1.4
     peaks = m.clamp_min(0) ** 1.5 * _smoothstep(w.mountain_start_m, 1.5 * w.mountain_start_m, dist)
-    return rough + mesa + w.mountain_amp * peaks
+    return w.mountain_amp * peaks
