@@ -20,6 +20,13 @@ How a picture is made (all steps are batched tensor operations, CPU or GPU):
    whose reverse running maximum tells which points see the sun), sky light, sand
    albedo varying with noise and height, then distance haze (aerial perspective), a
    filmic tone curve, vignetting and sensor grain.
+
+With ``scene=SceneParams(...)`` the same steps render the wider world
+(:mod:`evacamel.world.scene`): the terrain gains landforms, props
+(:mod:`evacamel.world.props`) are intersected exactly and the nearer of terrain and prop
+is shaded (ground materials: sand, gravel, rock, road); with ``look=LookParams(...)``
+each image then gets its photographic look (:mod:`evacamel.world.looks`).
+``scene=None, look=None`` is the classic world, unchanged.
 """
 
 from __future__ import annotations
@@ -313,7 +320,7 @@ def _first_hits(prof: _Profiles, rays: _Rays) -> _Hits:
                  values=f0 + (f1 - f0) * w[:, None])
 
 
-def _ground_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, focal_px: float,
+def _ground_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, focal_px: float | torch.Tensor,
                     ripples: torch.Tensor | None = None) -> torch.Tensor:
     """Unit normals ``B x 3 x P``: profile gradients plus sand ripples (faded where a pixel spans several).
 
@@ -461,7 +468,8 @@ class _Surface(NamedTuple):
     footprint: torch.Tensor    # meters per pixel on the surface (for fading fine detail)
 
 
-def _visible_surface(hits: _Hits, ph: PropHits, rays: _Rays, cam_y: torch.Tensor, focal_px: float) -> _Surface:
+def _visible_surface(hits: _Hits, ph: PropHits, rays: _Rays, cam_y: torch.Tensor,
+                     focal_px: torch.Tensor) -> _Surface:
     """Merge the terrain's first hits with the props' (the nearer wins)."""
     ground = torch.where(hits.is_sky, torch.full_like(hits.distance, math.inf), hits.distance)
     on_prop = ph.distance < ground
@@ -516,7 +524,7 @@ def _prop_albedo(props: Props, ph: PropHits, noise: torch.Tensor) -> torch.Tenso
     return color * (shade * (ph.index >= 0))[:, None]
 
 
-def _wide_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, ph: PropHits, surf: _Surface, focal_px: float,
+def _wide_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, ph: PropHits, surf: _Surface, focal_px: torch.Tensor,
                   ripples: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Unit normals ``B x 3 x P`` of the visible surface (props bumped a little by noise)."""
     ground = _ground_normals(tp, rays, hits, focal_px, ripples)
@@ -527,10 +535,10 @@ def _wide_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, ph: PropHits, sur
 
 
 def _wide_albedo(tp: TerrainParams, sand: _SandColors, gl: GroundLook, hits: _Hits, props: Props, ph: PropHits,
-                 surf: _Surface, normals: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+                 surf: _Surface, normals: torch.Tensor, noise: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """Linear albedo ``B x 3 x P``: ground materials (sand, gravel, rock, road) or the props'."""
     ground = ground_albedo(_sand_albedo(tp, sand, hits), gl, tp, surf.x, surf.z, surf.height, normals,
-                           surf.footprint)
+                           surf.footprint, base)
     return torch.where(surf.on_prop[:, None], _prop_albedo(props, ph, noise), ground)
 
 
@@ -570,16 +578,18 @@ def _render_wide_chunk(seeds: list[int], size: int, device, params: SceneParams)
     w = _draw_wide(seeds, cams, params, device)
     rays = _pixel_rays(cams, device)
     zero = torch.zeros(B, 1, device=device)
-    cam_y = terrain_height(w.terrain, zero, zero) + torch.tensor([c.height_m for c in cams], device=device).view(B, 1)
+    base = terrain_height(w.terrain, zero, zero)
+    cam_y = base + torch.tensor([c.height_m for c in cams], device=device).view(B, 1)
     prof = _terrain_profiles(w.terrain, rays, cam_y, S, device)
     hits = _first_hits(prof, rays)
     ph = intersect_props(w.props, rays.unit, cam_y)
-    surf = _visible_surface(hits, ph, rays, cam_y, cams[0].focal_px)
+    focal = torch.tensor([c.focal_px for c in cams], device=device).view(B, 1)  # each scene's own
+    surf = _visible_surface(hits, ph, rays, cam_y, focal)
     ripples = torch.tensor([[1.0 if d.ground in ("dunes", "sand") else 0.0] for d in w.draws], device=device)
     noise = _prop_noise(w.terrain.wide.table, surf)
-    normals = _wide_normals(w.terrain, rays, hits, ph, surf, cams[0].focal_px, ripples, noise)
+    normals = _wide_normals(w.terrain, rays, hits, ph, surf, focal, ripples, noise)
     shadow = _sun_visibility(w.terrain, w.sky, surf.horizontal, surf.x, surf.z, S, device, w.props)
-    alb = _wide_albedo(w.terrain, w.sand, w.ground, hits, w.props, ph, surf, normals, noise)
+    alb = _wide_albedo(w.terrain, w.sand, w.ground, hits, w.props, ph, surf, normals, noise, base)
     col = _sunlit(alb, w.sky, normals, shadow)
     # high ground (mountains, mesa tops) stands above most of the dust: less haze
     thin = torch.exp(-(surf.height - cam_y).clamp(0, 5000) / 350.0)

@@ -186,7 +186,8 @@ def _candidates(props: Props, dirs: torch.Tensor, cam_y: torch.Tensor) -> tuple[
     axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
     spread = torch.acos((tile * axis[..., None]).sum(1).amin(2).clamp(-1, 1))  # B x G
     dist = c.norm(dim=-1).clamp_min(1e-6)                                      # B x N
-    cos_a = torch.einsum("bnc,bcg->bng", c, axis) / dist[..., None]
+    cos_a = (c[..., 0:1] * axis[:, None, 0] + c[..., 1:2] * axis[:, None, 1] + c[..., 2:3] * axis[:, None, 2]) \
+        / dist[..., None]
     reach = torch.asin((r / dist).clamp(max=1.0))
     near = (torch.acos(cos_a.clamp(-1, 1)) <= spread[:, None] + reach[..., None] + 1e-4) | (dist <= r)[..., None]
     b, n, g = torch.nonzero(near & (r > 0)[..., None], as_tuple=True)

@@ -45,7 +45,7 @@ ROCK_PALETTES: dict[str, tuple[float, float, float]] = {
     "grey granite": (0.50, 0.48, 0.45),
     "limestone": (0.72, 0.66, 0.55),
 }
-SCRUB_COLORS = ((0.30, 0.32, 0.18), (0.42, 0.40, 0.26), (0.36, 0.30, 0.20), (0.22, 0.27, 0.16))
+SCRUB_COLORS = ((0.30, 0.31, 0.20), (0.45, 0.42, 0.30), (0.40, 0.33, 0.24), (0.25, 0.27, 0.18), (0.50, 0.46, 0.36))
 PLASTER_COLORS = ((0.90, 0.87, 0.80), (0.82, 0.70, 0.52), (0.86, 0.62, 0.48), (0.70, 0.66, 0.60))
 
 
@@ -180,7 +180,7 @@ def wide_terrain(tp: TerrainParams, draws: list[SceneDraw], seeds: list[int], de
         vals = {"dune": r.uniform(dlo, dhi), "base": base, "detail": detail,
                 "rough_amp": r.uniform(rlo, rhi), "rough_scale": r.uniform(6, 30),
                 "mesa_amp": r.uniform(25, 140) if "mesas" in d.features else 0.0,
-                "mesa_scale": r.uniform(150, 500), "mesa_level": r.uniform(0.05, 0.3),
+                "mesa_scale": r.uniform(250, 700), "mesa_level": r.uniform(0.1, 0.3),
                 "mesa_clear_m": r.uniform(150, 450),
                 "mountain_amp": r.uniform(200, 650) if "mountains" in d.features else 0.0,
                 "mountain_scale": r.uniform(900, 2500), "mountain_start_m": r.uniform(1200, 3000)}
@@ -222,7 +222,7 @@ def _bush(x: float, y: float, z: float, size: float, color, r: np.random.Generat
     for _ in range(int(r.integers(2, 6))):
         s = size * r.uniform(0.45, 0.8)
         px, pz = x + r.normal(0, 0.45 * size), z + r.normal(0, 0.45 * size)
-        radii = (s * r.uniform(0.8, 1.2), s * r.uniform(0.5, 0.9), s * r.uniform(0.8, 1.2))
+        radii = (s * r.uniform(0.8, 1.3), s * r.uniform(0.35, 0.75), s * r.uniform(0.8, 1.3))
         tone = tuple(c * r.uniform(0.7, 1.2) for c in color)
         out.append(PropSpec("ellipsoid", "scrub", tone, (px, y + radii[1] * r.uniform(0.2, 0.7), pz), max(radii),
                             radii, r.uniform(0, math.pi)))
@@ -319,7 +319,7 @@ def ground_looks(draws: list[SceneDraw], seeds: list[int], sand: np.ndarray, dev
         r = scene_rng(s, 25)
         rock = np.array(ROCK_PALETTES[d.rock]) * r.uniform(0.85, 1.1)
         grey = np.array([0.52, 0.48, 0.43]) * r.uniform(0.6, 1.2)
-        gravel = np.clip(0.5 * sand[i] + 0.5 * (grey if r.random() < 0.6 else rock), 0, 1)
+        gravel = np.clip(0.65 * sand[i] + 0.35 * (grey if r.random() < 0.6 else rock), 0, 1)
         cover = {"gravel": r.uniform(0.6, 1.0), "rock": r.uniform(0.2, 0.6)}.get(d.ground, 0.0)
         asphalt = np.array([0.30, 0.30, 0.31]) * r.uniform(0.8, 1.5)
         track = np.clip(sand[i] * r.uniform(0.75, 1.1), 0, 1)
@@ -359,25 +359,32 @@ def road_weight(gl: GroundLook, hx: torch.Tensor, hz: torch.Tensor, footprint: t
 
 
 def ground_albedo(sand_alb: torch.Tensor, gl: GroundLook, tp: TerrainParams, hx: torch.Tensor, hz: torch.Tensor,
-                  height: torch.Tensor, normals: torch.Tensor, footprint: torch.Tensor) -> torch.Tensor:
+                  height: torch.Tensor, normals: torch.Tensor, footprint: torch.Tensor,
+                  base: torch.Tensor) -> torch.Tensor:
     """Linear albedo ``B x 3 x P`` of the wider world's ground at hit points.
 
     Args:
         sand_alb: the classic sand albedo ``B x 3 x P``.
         hx, hz: hit points (camera frame, m); height: their world height (m); normals ``B x 3 x P``;
-        footprint: meters per pixel on the ground there (fades detail finer than a pixel).
+        footprint: meters per pixel on the ground there (fades detail finer than a pixel);
+        base: ``B x 1`` the ground's height under the camera (mesa tops and mountains are rock).
     """
     wx, wz = hx + tp.offset_x, hz + tp.offset_z
     w = tp.wide
     steep = _smooth(0.8, 0.55, normals[:, 1])                       # cliffs and steep slopes
-    crop = rough_relief(w, wx, wz) * (w.rough_amp > 0.05)           # outcrops
-    rock_w = torch.maximum(steep, _smooth(0.2, 0.5, crop))
+    crop = rough_relief(w, wx, wz) * (w.rough_amp > 0.5)            # outcrops (not the pebbles of a reg)
+    above = height - base
+    mesa = w.mesa_amp.clamp_min(1e-3)
+    high = torch.maximum(_smooth(0.4 * mesa, 0.55 * mesa, above) * (w.mesa_amp > 0),
+                         _smooth(60.0, 150.0, above))
+    rock_w = torch.maximum(torch.maximum(steep, _smooth(0.2, 0.5, crop)), high)
     bands = 1 + 0.18 * torch.sin(height / gl.strata * 6.283 + 2 * value_noise(w.table, wx / 40, wz / 40))
     rock = gl.rock * (bands * (1 + 0.25 * fbm(w.table, wx / 3.0, wz / 3.0 + height / 3.0, octaves=3)))[:, None]
-    speck = value_noise(w.table, wx / 0.09, wz / 0.09) * (1 - footprint / 0.12).clamp(0, 1)
+    speck = sum(value_noise(w.table, wx / s + 3 * k, wz / s) * (1 - footprint / (1.3 * s)).clamp(0, 1)
+                for k, s in enumerate((0.09, 0.4, 1.6)))
     patches = fbm(w.table, wx / 15.0 - 5, wz / 15.0, octaves=3)
-    cover = (gl.gravel_cover + 0.5 * patches).clamp(0, 1)[:, None]
-    gravel = gl.gravel * (1 + 0.35 * speck + 0.25 * patches)[:, None]
+    cover = (gl.gravel_cover + 0.3 * patches).clamp(0, 1)[:, None]
+    gravel = gl.gravel * (1 + 0.25 * speck + 0.15 * patches)[:, None]
     alb = sand_alb + (gravel - sand_alb) * cover
     alb = alb + (rock - alb) * rock_w[:, None]
     road, across, along = road_weight(gl, hx, hz, footprint)

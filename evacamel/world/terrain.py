@@ -178,7 +178,7 @@ def wide_landforms(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, cx: torch.T
 
 def _mesas(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     # mesas: flat tops, steep cliffs, a second step on some (buttes on plateaus)
-    n = fbm(w.table, x / w.mesa_scale + 57.0, z / w.mesa_scale + 3.0, octaves=4)
+    n = fbm(w.table, x / w.mesa_scale + 57.0, z / w.mesa_scale + 3.0, octaves=3)
     steps = 0.65 * _smoothstep(w.mesa_level, w.mesa_level + 0.04, n) \
         + 0.35 * _smoothstep(w.mesa_level + 0.16, w.mesa_level + 0.19, n)
     return w.mesa_amp * steps * _smoothstep(w.mesa_clear_m, 1.6 * w.mesa_clear_m, dist)
