@@ -453,10 +453,12 @@ def _dressed_camel(part: torch.Tensor, box: _Box, pl: Placement, look: Look | No
 def _finish_camel(region: torch.Tensor, before: torch.Tensor, on: torch.Tensor, pl: Placement, look: Look | None,
                   box: _Box, S: int) -> None:
     """After the paste: the look's blur, local contrast and noise, and Poisson blending, on ``on`` pixels only."""
-    if look is not None:
+    if look is not None and (look.blur > 0 or look.hdr > 0 or look.noise > 0):
         done = local_contrast(soften(region[None], [look], S), [look], S)[0]
-        noise = sensor_noise([look], tuple(region.shape[-2:]), region.device, salt=1 + box.x0 * 7919 + box.y0)[0]
-        region.copy_(torch.where(on, (done + noise).clamp(0, 1), region))
+        if look.noise > 0:
+            salt = 1 + box.x0 * 7919 + box.y0
+            done = (done + sensor_noise([look], tuple(region.shape[-2:]), region.device, salt=salt)[0]).clamp(0, 1)
+        region.copy_(torch.where(on, done, region))
     if pl.poisson:
         region.copy_(poisson_blend(region, before, on[0]))
 

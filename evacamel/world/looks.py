@@ -250,5 +250,7 @@ def apply_looks(rgb: torch.Tensor, looks: list[Look]) -> torch.Tensor:
     x = local_contrast(x, looks, W)
     x = x * vignette_factor(looks, torch.arange(H, device=x.device), torch.arange(W, device=x.device), W)
     x = soften(x, looks, W)
-    x = (x + sensor_noise(looks, (H, W), x.device)).clamp(0, 1)
+    noisy = [i for i, k in enumerate(looks) if k.noise > 0]
+    if noisy:
+        x[noisy] = (x[noisy] + sensor_noise([looks[i] for i in noisy], (H, W), x.device)).clamp(0, 1)
     return _jpeg(x, looks)
