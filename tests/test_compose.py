@@ -246,3 +246,79 @@ def test_sprite_edited_in_place_is_resampled_afresh():
     m = red.mask[0, 0].bool() & (red.fg_bg[0, 0] > 0.999)  # the opaque inside
     assert int(m.sum()) > 100
     assert float(red.fg_bg[0, 1][m].max()) < 0.01 and float(yellow.fg_bg[0, 1][m].min()) > 0.99
+
+
+# -- blending and looks: colours only, on the camel's pixels only --------------------------
+from evacamel.world import BlendParams, LookParams, SceneParams  # noqa: E402
+from evacamel.world.blend import harmonize, poisson_blend  # noqa: E402
+
+
+def test_blend_draws_only_when_asked_and_keep_the_geometry(world):
+    bgs, camels = world
+    plain = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(4))
+    again = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(4), blend=None)
+    assert plain == again and all(p.harmonize == 0 and not p.poisson for p in plain)
+    blended = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(4),
+                                blend=BlendParams(harmonize=1.0, poisson=1.0))
+    first, other = plain[0], blended[0]
+    assert (first.x, first.y, first.w, first.flip, first.distance_m) == (other.x, other.y, other.w, other.flip,
+                                                                        other.distance_m)
+    assert all(0.2 <= p.harmonize <= 0.7 and p.poisson for p in blended)
+
+
+@pytest.mark.parametrize("how", ["harmonize", "poisson", "look"])
+def test_blending_changes_only_camel_colours(world, how):
+    bgs, camels = world
+    pl = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(7))
+    plain = compose(bgs, camels, pl)
+    if how == "look":
+        looked = render_backgrounds([1, 2, 3, 4, 5, 6], S, look=LookParams(blur=0.0, jpeg=0.0))
+        bgs2 = Backgrounds(bgs.rgb, bgs.depth, bgs.cameras, bgs.seeds, looks=looked.looks)
+        got = compose(bgs2, camels, pl)
+    else:
+        for p in pl:
+            p.harmonize, p.poisson = (0.6, False) if how == "harmonize" else (0.0, True)
+        got = compose(bgs, camels, pl)
+    assert torch.equal(got.mask, plain.mask) and torch.equal(got.depth, plain.depth)
+    assert torch.equal(got.visible_fraction, plain.visible_fraction)
+    untouched = plain.fg_bg == bgs.rgb                 # where no camel (nor its shadow) is
+    camel = plain.mask.bool().expand_as(untouched)
+    assert torch.equal(got.fg_bg[untouched & ~camel], bgs.rgb[untouched & ~camel])
+    assert not torch.equal(got.fg_bg[camel], plain.fg_bg[camel])
+    assert float(got.fg_bg.min()) >= 0 and float(got.fg_bg.max()) <= 1
+
+
+def test_harmonize_moves_colour_statistics_towards_the_scene():
+    g = torch.Generator().manual_seed(0)
+    camel = (torch.tensor([0.3, 0.2, 0.1]).view(3, 1, 1) + 0.05 * torch.rand(3, 20, 20, generator=g)).clamp(0, 1)
+    scene = (torch.tensor([0.8, 0.7, 0.5]).view(3, 1, 1) + 0.1 * torch.rand(3, 40, 40, generator=g)).clamp(0, 1)
+    on = torch.ones(20, 20, dtype=torch.bool)
+    assert torch.equal(harmonize(camel, on, scene, 0.0), camel)
+    half, full = harmonize(camel, on, scene, 0.5), harmonize(camel, on, scene, 1.0)
+    d = lambda x: float((x.mean((1, 2)) - scene.mean((1, 2))).abs().sum())  # noqa: E731
+    assert d(full) < d(half) < d(camel) and d(full) < 0.05
+
+
+def test_poisson_blend_changes_only_the_given_pixels():
+    g = torch.Generator().manual_seed(1)
+    bg = torch.rand(3, 30, 30, generator=g) * 0.2 + 0.6
+    comp = bg.clone()
+    on = torch.zeros(30, 30, dtype=torch.bool)
+    on[10:20, 8:22] = True
+    comp[:, on] = 0.1
+    out = poisson_blend(comp, bg, on)
+    assert torch.equal(out[:, ~on], comp[:, ~on])
+    assert float(out[:, on].mean()) > 0.3, "the camel's colours flow from the bright border"
+
+
+def test_wide_world_composites_keep_exact_masks_and_depth():
+    bgs = render_backgrounds([70, 71, 72, 73], S, scene=SceneParams(), look=LookParams())
+    camels = render_camels([1, 2, 3, 4], 48)
+    pl = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(0), blend=BlendParams())
+    c = compose(bgs, camels, pl)
+    assert set(c.mask.unique().tolist()) <= {0.0, 1.0}
+    for i, p in enumerate(pl):
+        m = c.mask[i, 0].bool()
+        cam_depth = p.distance_m * bgs.cameras[i].ray_lengths()[0]
+        assert torch.allclose(c.depth[i, 0][m], cam_depth[m])
+        assert torch.equal(c.depth[i, 0][~m], bgs.depth[i, 0][~m])

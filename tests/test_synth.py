@@ -121,3 +121,113 @@ def test_sprite_from_cutout_rejects_empty_alpha():
         sprite_from_cutout(torch.ones(4, 10, 10) * torch.tensor([1, 1, 1, 0.0]).view(4, 1, 1))
     with pytest.raises(ValueError, match="4 x H x W"):
         sprite_from_cutout(torch.ones(3, 10, 10))
+
+
+# -- the wider world ---------------------------------------------------------------------
+from evacamel.world import CamelParams, Look, LookParams, SceneParams, WorldParams, apply_looks  # noqa: E402
+from evacamel.world.looks import draw_looks  # noqa: E402
+from evacamel.world.props import Props, PropSpec, box_planes, intersect_props, pack_props  # noqa: E402
+
+NO_FEATURES = dict(mesas=0.0, mountains=0.0, road=0.0, rocks=0.0, scrub=0.0, structures=0.0, skies=0.0)
+
+
+def test_classic_switch_is_the_default_and_renders_the_classic_world(bgs):
+    classic = WorldParams.classic()
+    assert (classic.scene, classic.look, classic.camel, classic.blend) == (None, None, None, None)
+    again = render_backgrounds([3, 7, 11, 19], 64, scene=classic.scene, look=classic.look)
+    assert torch.equal(again.rgb, bgs.rgb) and torch.equal(again.depth, bgs.depth)
+    assert again.scenes is None and again.looks is None
+    camels = render_camels([5], 48)
+    assert torch.equal(render_camels([5], 48, coat=classic.camel)[0].rgba, camels[0].rgba)
+
+
+@pytest.fixture(scope="module")
+def wide():
+    return render_backgrounds(range(40, 52), 48, scene=SceneParams(), batch_size=5)
+
+
+def test_wide_world_is_valid_varied_deterministic_and_independent_of_batch(wide):
+    assert wide.rgb.shape == (12, 3, 48, 48) and wide.depth.shape == (12, 1, 48, 48)
+    assert float(wide.rgb.min()) >= 0 and float(wide.rgb.max()) <= 1
+    assert float(wide.depth.min()) > 0 and float(wide.depth.max()) <= FAR_M
+    assert len({d.ground for d in wide.scenes}) >= 3
+    assert any(d.props for d in wide.scenes) and any("road" in d.features for d in wide.scenes)
+    alone = render_backgrounds([wide.seeds[6]], 48, scene=SceneParams())
+    assert torch.equal(alone.rgb[0], wide.rgb[6]) and torch.equal(alone.depth[0], wide.depth[6])
+    assert alone.scenes[0] == wide.scenes[6]
+
+
+def test_each_ground_kind_is_drawn_when_it_is_the_only_one():
+    for k, ground in enumerate(("dunes", "sand", "gravel", "rock")):
+        weights = tuple(1.0 if i == k else 0.0 for i in range(4))
+        b = render_backgrounds([1, 2], 32, scene=SceneParams(grounds=weights, **NO_FEATURES))
+        assert [d.ground for d in b.scenes] == [ground, ground]
+        assert all(not d.props and d.sky == "classic" for d in b.scenes)
+
+
+def test_structures_only_bring_nearer_surfaces():
+    seeds = list(range(60, 66))
+    off = render_backgrounds(seeds, 48, scene=SceneParams(**NO_FEATURES))
+    on = render_backgrounds(seeds, 48, scene=SceneParams(**{**NO_FEATURES, "structures": 1.0}))
+    assert all(d.props for d in on.scenes)
+    assert bool((on.depth <= off.depth).all()), "a structure can hide the ground, never push it away"
+    assert bool((on.depth < off.depth).any())
+
+
+def test_props_have_exact_depth():
+    # a 2 m cube whose near face is 9 m ahead, a sphere of radius 1 centred 20 m ahead and 3 m left
+    cube = PropSpec("convex", "mud", (0.5, 0.5, 0.5), (0.0, 0.0, 10.0), 2.0,
+                    planes=box_planes((0.0, -1.0, 10.0), (1.0, 1.0, 1.0), 0.0))
+    ball = PropSpec("ellipsoid", "rock", (0.5, 0.5, 0.5), (-3.0, 0.0, 20.0), 1.0, (1.0, 1.0, 1.0))
+    props: Props = pack_props([[cube, ball]], "cpu")
+    to_ball = torch.tensor([-3.0, 0.0, 20.0]) / math.hypot(3.0, 20.0)
+    dirs = torch.stack([torch.tensor([0.0, 0.0, 1.0]), to_ball, torch.tensor([0.0, 1.0, 0.0])], 1)[None]
+    hits = intersect_props(props, dirs, torch.zeros(1, 1))
+    assert hits.distance[0, 0] == pytest.approx(9.0, abs=1e-4)
+    assert hits.distance[0, 1] == pytest.approx(math.hypot(3.0, 20.0) - 1.0, abs=1e-4)
+    assert math.isinf(float(hits.distance[0, 2])) and int(hits.index[0, 2]) == -1
+    assert torch.allclose(hits.normal[0, :, 0], torch.tensor([0.0, 0.0, -1.0]))
+    assert hits.index[0, :2].tolist() == [0, 1]
+
+
+def test_default_look_changes_nothing_and_looks_never_touch_depth(wide):
+    x = wide.rgb[:4]
+    assert torch.equal(apply_looks(x, [Look()] * 4), x)
+    looked = render_backgrounds(wide.seeds[:6], 48, scene=SceneParams(), look=LookParams())
+    assert torch.equal(looked.depth, wide.depth[:6])
+    assert not torch.equal(looked.rgb, wide.rgb[:6])
+    assert looked.looks == render_backgrounds(wide.seeds[:6], 48, scene=SceneParams(), look=LookParams()).looks
+
+
+@pytest.mark.parametrize("edit", ["tone", "saturation", "cast", "hdr", "vignette", "noise", "blur", "jpeg"])
+def test_each_look_edit_changes_the_image_and_only_its_own_fields(wide, edit):
+    only = LookParams(**{k: float(k == edit) for k in LookParams.__dataclass_fields__})
+    looks = draw_looks(wide.seeds[:3], only)
+    fields = {"tone": ("exposure", "contrast", "gamma"), "noise": ("noise",), "saturation": ("saturation",),
+              "cast": ("cast",), "hdr": ("hdr",), "vignette": ("vignette",), "blur": ("blur",), "jpeg": ("jpeg",)}
+    for k in looks:
+        changed = {f for f in Look.__dataclass_fields__ if f != "noise_seed" and getattr(k, f) != getattr(Look(), f)}
+        assert changed and changed <= set(fields[edit])
+    x = torch.nn.functional.interpolate(wide.rgb[:3], size=400, mode="bilinear")  # blur of >= 0.3 px
+    y = apply_looks(x, looks)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+    assert all(not torch.equal(y[i], x[i]) for i in range(3))
+
+
+def test_wider_camels_change_colours_not_shapes():
+    classic = render_camels(range(6), 48)
+    wide_c = render_camels(range(6), 48, coat=CamelParams(coats=1.0, patchy=1.0, light=1.0))
+    for a, b in zip(classic, wide_c):
+        assert torch.equal(a.rgba[3], b.rgba[3]) and a.meters_per_side == b.meters_per_side
+        assert not torch.equal(a.rgba[:3], b.rgba[:3])
+        assert b.attributes["coat"].endswith("piebald")
+    assert render_camels([2], 48, coat=CamelParams())[0].attributes == render_camels([2], 48, coat=CamelParams())[0].attributes
+
+
+def test_world_params_reject_bad_probabilities():
+    with pytest.raises(ValueError, match="mesas"):
+        SceneParams(mesas=1.5)
+    with pytest.raises(ValueError, match="grounds"):
+        SceneParams(grounds=(0, 0, 0, 0))
+    with pytest.raises(ValueError, match="blur"):
+        LookParams(blur=-0.1)

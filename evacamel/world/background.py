@@ -20,6 +20,13 @@ How a picture is made (all steps are batched tensor operations, CPU or GPU):
    whose reverse running maximum tells which points see the sun), sky light, sand
    albedo varying with noise and height, then distance haze (aerial perspective), a
    filmic tone curve, vignetting and sensor grain.
+
+With ``scene=SceneParams(...)`` the same steps render the wider world
+(:mod:`evacamel.world.scene`): the terrain gains landforms, props
+(:mod:`evacamel.world.props`) are intersected exactly and the nearer of terrain and prop
+is shaded (ground materials: sand, gravel, rock, road); with ``look=LookParams(...)``
+each image then gets its photographic look (:mod:`evacamel.world.looks`).
+``scene=None, look=None`` is the classic world, unchanged.
 """
 
 from __future__ import annotations
@@ -35,7 +42,11 @@ import torch.nn.functional as F
 
 from evacamel.depth_units import FAR_M
 from evacamel.world.camera import Camera
+from evacamel.world.looks import LookParams, apply_looks, draw_looks
 from evacamel.world.noise import fbm, value_noise
+from evacamel.world.props import PropHits, Props, intersect_props, pack_props, props_top_height
+from evacamel.world.scene import (GroundLook, SceneDraw, SceneParams, draw_scenes, ground_albedo, ground_looks,
+                                  place_props, wide_sky, wide_terrain)
 from evacamel.world.sky import SkyParams, sample_sky_params, sky_color, srgb_to_linear
 from evacamel.world.rng import scene_rng
 from evacamel.world.terrain import TerrainParams, sample_terrain_params, terrain_height
@@ -68,12 +79,16 @@ class Backgrounds:
             ``FAR_M`` are ``FAR_M``.
         cameras: the camera of each image.
         seeds: the seed of each image.
+        scenes: what each scene of the wider world drew (``None``: classic dunes).
+        looks: each image's photographic look (``None``: none applied).
     """
 
     rgb: torch.Tensor
     depth: torch.Tensor
     cameras: list[Camera]
     seeds: list[int]
+    scenes: list[SceneDraw] | None = None
+    looks: list | None = None
 
     def __len__(self) -> int:
         return self.rgb.shape[0]
@@ -85,8 +100,9 @@ class Backgrounds:
         if isinstance(idx, slice):
             idx = list(range(len(self)))[idx]
         idx = list(idx)
+        pick = lambda v: None if v is None else [v[i] for i in idx]  # noqa: E731
         return Backgrounds(self.rgb[idx], self.depth[idx], [self.cameras[i] for i in idx],
-                           [self.seeds[i] for i in idx])
+                           [self.seeds[i] for i in idx], pick(self.scenes), pick(self.looks))
 
 
 def sample_camera(seed: int, size: int) -> Camera:
@@ -140,8 +156,11 @@ class _ShadowFrame(NamedTuple):
 
 
 def _shadow_map(tp: TerrainParams, sky: SkyParams, n: int, half: float, center_z: float,
-                device) -> tuple[torch.Tensor, _ShadowFrame]:
-    """Sun visibility on a sun-aligned grid: ``B x 1 x n x n`` in [0, 1], plus the grid frame."""
+                device, props: Props | None = None) -> tuple[torch.Tensor, _ShadowFrame]:
+    """Sun visibility on a sun-aligned grid: ``B x 1 x n x n`` in [0, 1], plus the grid frame.
+
+    With ``props``, the ground's height is raised to their tops: they cast shadows too.
+    """
     B = tp.wavelength.shape[0]
     sd = sky.sun_dir[:, :, 0]
     horiz = torch.sqrt(sd[:, 0] ** 2 + sd[:, 2] ** 2).clamp_min(1e-6)
@@ -153,6 +172,8 @@ def _shadow_map(tp: TerrainParams, sky: SkyParams, n: int, half: float, center_z
     x = alpha * ax + beta * az
     z = center_z + alpha * az - beta * ax
     h = terrain_height(tp, x.reshape(B, -1), z.reshape(B, -1)).view(B, n, n)
+    if props is not None:
+        h = torch.maximum(h, props_top_height(props, x.reshape(B, -1), z.reshape(B, -1)).view(B, n, n))
     g = h - alpha * tan_e
     rev = torch.flip(torch.cummax(torch.flip(g, [2]), 2).values, [2])
     ahead = torch.cat([rev[:, :, 1:], torch.full_like(rev[:, :, :1], -1e9)], 2)
@@ -299,8 +320,12 @@ def _first_hits(prof: _Profiles, rays: _Rays) -> _Hits:
                  values=f0 + (f1 - f0) * w[:, None])
 
 
-def _ground_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, focal_px: float) -> torch.Tensor:
-    """Unit normals ``B x 3 x P``: profile gradients plus sand ripples (faded where a pixel spans several)."""
+def _ground_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, focal_px: float | torch.Tensor,
+                    ripples: torch.Tensor | None = None) -> torch.Tensor:
+    """Unit normals ``B x 3 x P``: profile gradients plus sand ripples (faded where a pixel spans several).
+
+    ``ripples`` (``B x 1``) scales the ripples per scene (default: full ripples everywhere).
+    """
     gt, gp, relh, rwarp, ripmod = (hits.values[:, i] for i in (1, 2, 3, 5, 6))
     th, phi, sigma = hits.horizontal, rays.azimuth, rays.slope
     sp, cp = torch.sin(phi), torch.cos(phi)
@@ -315,6 +340,8 @@ def _ground_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, focal_px: float
     deriv = torch.where(rs < 0.72, torch.full_like(rs, 1 / 0.72), torch.full_like(rs, -1 / 0.28))
     fp_ground = hits.distance / focal_px / ((-sigma).clamp_min(0) + 0.04)
     ramp = (1 - fp_ground / (lam_r * 0.6)).clamp(0, 1) * ripmod * (1 - (relh.abs() / 4).clamp(0, 1) * 0.6)
+    if ripples is not None:
+        ramp = ramp * ripples
     r_amp = 0.005 / lam_r * ramp * deriv
     hgx = hgx + r_amp * tp.wind_cos
     hgz = hgz + r_amp * tp.wind_sin
@@ -322,30 +349,32 @@ def _ground_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, focal_px: float
     return n
 
 
-def _sun_visibility(tp: TerrainParams, sky: SkyParams, hits: _Hits, rays: _Rays, size: int,
-                    device) -> torch.Tensor:
-    """Cast shadows ``B x 1 x P`` in [0, 1]: a fine map near the camera, a coarse one to 1.2 km.
+def _sun_visibility(tp: TerrainParams, sky: SkyParams, th: torch.Tensor, hx: torch.Tensor, hz: torch.Tensor,
+                    size: int, device, props: Props | None = None) -> torch.Tensor:
+    """Cast shadows ``B x 1 x P`` in [0, 1] at surface points ``hx, hz`` (``th`` their horizontal
+    distance): a fine map near the camera, a coarse one to 1.2 km.
 
     Far shadows cover few pixels each: a coarser far map costs little in the image.
     """
-    th = hits.horizontal
-    hx, hz = th * torch.sin(rays.azimuth), th * torch.cos(rays.azimuth)
-    lit_far, frame_far = _shadow_map(tp, sky, max(96, min(320, size // 3)), 700.0, 500.0, device)
-    lit_near, frame_near = _shadow_map(tp, sky, max(128, min(384, 3 * size // 8)), 110.0, 90.0, device)
+    lit_far, frame_far = _shadow_map(tp, sky, max(96, min(320, size // 3)), 700.0, 500.0, device, props)
+    lit_near, frame_near = _shadow_map(tp, sky, max(128, min(384, 3 * size // 8)), 110.0, 90.0, device, props)
     sh_far = _sample_shadow(lit_far, frame_far, hx, hz)
     sh_near = _sample_shadow(lit_near, frame_near, hx, hz)
     blend = ((th - 60.0) / 40.0).clamp(0, 1)
     return (sh_near + (sh_far - sh_near) * blend)[:, None]
 
 
-def _lit_sand(tp: TerrainParams, sky: SkyParams, sand: _SandColors, hits: _Hits, normals: torch.Tensor,
-              shadow: torch.Tensor) -> torch.Tensor:
-    """Linear radiance ``B x 3 x P`` of the sand: albedo (troughs darker, patches) under sun and sky."""
+def _sand_albedo(tp: TerrainParams, sand: _SandColors, hits: _Hits) -> torch.Tensor:
+    """Linear albedo ``B x 3 x P`` of the sand: troughs darker, patches."""
     relh, patch = hits.values[:, 3], hits.values[:, 4]
-    ndl = (normals * sky.sun_dir).sum(1, keepdim=True).clamp_min(0)
     tr = (-relh / (0.5 + 0.06 * tp.wavelength)).clamp(0, 1)[:, None]
     alb = sand.main + (sand.trough - sand.main) * tr * 0.8
-    alb = alb * (1 + 0.10 * sand.texture * patch[:, None])
+    return alb * (1 + 0.10 * sand.texture * patch[:, None])
+
+
+def _sunlit(alb: torch.Tensor, sky: SkyParams, normals: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
+    """Linear radiance ``B x 3 x P`` of a surface of albedo ``alb`` under the sun (with shadows) and the sky."""
+    ndl = (normals * sky.sun_dir).sum(1, keepdim=True).clamp_min(0)
     ambient = sky.zenith * 0.40 + sky.horizon * 0.16
     return alb * (sky.sun_color * ndl * shadow * 0.42 + ambient * (0.5 + 0.5 * normals[:, 1:2]))
 
@@ -415,12 +444,159 @@ def _render_chunk(seeds: list[int], size: int, device) -> Backgrounds:
     prof = _terrain_profiles(tp, rays, cam_y, S, device)
     hits = _first_hits(prof, rays)
     normals = _ground_normals(tp, rays, hits, cams[0].focal_px)
-    shadow = _sun_visibility(tp, sky, hits, rays, S, device)
-    col = _lit_sand(tp, sky, _sand_colors(seeds, device), hits, normals, shadow)
+    th = hits.horizontal
+    shadow = _sun_visibility(tp, sky, th, th * torch.sin(rays.azimuth), th * torch.cos(rays.azimuth), S, device)
+    col = _sunlit(_sand_albedo(tp, _sand_colors(seeds, device), hits), sky, normals, shadow)
     col = _add_haze(col, sky, hits, prof)
     _paint_sky(col, sky, rays, hits.is_sky, S)
     return Backgrounds(rgb=_develop(col, seeds, S), depth=hits.depth.view(B, 1, S, S).contiguous(),
                        cameras=cams, seeds=[int(s) for s in seeds])
+
+
+# -- the wider world (scene kinds, landforms, props, skies) -------------------------------
+class _Surface(NamedTuple):
+    """What each pixel sees first: the terrain or a prop (``B x P`` unless noted)."""
+
+    on_prop: torch.Tensor      # bool
+    is_sky: torch.Tensor       # bool: neither terrain nor prop
+    distance: torch.Tensor     # along the ray (m)
+    depth: torch.Tensor        # distance, sky and beyond FAR_M set to FAR_M
+    horizontal: torch.Tensor   # horizontal distance (m)
+    x: torch.Tensor            # surface point, camera frame (m)
+    z: torch.Tensor
+    height: torch.Tensor       # world height (m)
+    footprint: torch.Tensor    # meters per pixel on the surface (for fading fine detail)
+
+
+def _visible_surface(hits: _Hits, ph: PropHits, rays: _Rays, cam_y: torch.Tensor,
+                     focal_px: torch.Tensor) -> _Surface:
+    """Merge the terrain's first hits with the props' (the nearer wins)."""
+    ground = torch.where(hits.is_sky, torch.full_like(hits.distance, math.inf), hits.distance)
+    on_prop = ph.distance < ground
+    dist = torch.where(on_prop, ph.distance, hits.distance)
+    depth = torch.where(on_prop, ph.distance.clamp_max(FAR_M), hits.depth)
+    th = torch.where(on_prop, ph.distance / rays.length_per_h, hits.horizontal)
+    hx, hz = th * torch.sin(rays.azimuth), th * torch.cos(rays.azimuth)
+    height = torch.where(on_prop, cam_y + ph.distance.clamp_max(1e7) * rays.unit[:, 1], hits.values[:, 0] + cam_y)
+    grazing = torch.where(on_prop, torch.ones_like(dist), (-rays.slope).clamp_min(0) + 0.04)
+    return _Surface(on_prop=on_prop, is_sky=hits.is_sky & ~on_prop, distance=dist, depth=depth, horizontal=th,
+                    x=hx, z=hz, height=height, footprint=dist.clamp_max(FAR_M) / focal_px / grazing)
+
+
+_PROP_TEXTURE = torch.tensor([  # per kind: fine texture, coarse patches, base brightness
+    [0.30, 0.25, 1.00],   # rock
+    [0.60, 0.30, 0.75],   # scrub
+    [0.25, 0.10, 1.00],   # wood
+    [0.12, 0.12, 1.00],   # mud brick
+    [0.05, 0.06, 1.00],   # plaster
+    [0.10, 0.10, 1.00],   # stone
+])
+
+
+def _prop_noise(table: torch.Tensor, surf: _Surface) -> torch.Tensor:
+    """``B x 3 x P`` noise on the props' pixels (0 elsewhere): fine texture, coarse patches, bump.
+
+    Computed only on the first ``M`` columns of a per-scene reordering that puts prop pixels
+    first (``M``: the most prop pixels of any scene), not on the whole image.
+    """
+    B, P = surf.on_prop.shape
+    m = int(surf.on_prop.sum(1).max())
+    out = torch.zeros(B, 3, P, device=surf.x.device)
+    if m == 0:
+        return out
+    cols = torch.argsort((~surf.on_prop).to(torch.int8), dim=1, stable=True)[:, :m]
+    x, z, h, fp = (torch.gather(v, 1, cols) for v in (surf.x, surf.z, surf.height, surf.footprint))
+    # two planar noises add up to a texture with no stripes on round surfaces
+    fine = 0.6 * (fbm(table, x / 0.12, h / 0.12, octaves=2) + fbm(table, z / 0.12 + 31.0, h / 0.12 + 17.0, octaves=2))
+    coarse = 0.6 * (fbm(table, x / 1.3 + 71.0, h / 1.3, octaves=2) + fbm(table, z / 1.3 - 5.0, h / 1.3 + 9.0, octaves=2))
+    bump = value_noise(table, x / 0.25 + h / 0.25, z / 0.25) * (1 - fp / 0.1).clamp(0, 1)
+    vals = torch.stack([fine * (1 - fp / 0.08).clamp(0, 1), coarse, bump], 1)
+    return out.scatter_(2, cols[:, None].expand(-1, 3, -1), vals) * surf.on_prop[:, None]
+
+
+def _prop_albedo(props: Props, ph: PropHits, noise: torch.Tensor) -> torch.Tensor:
+    """Linear albedo ``B x 3 x P`` of the props at their hit points (0 elsewhere)."""
+    idx = ph.index.clamp_min(0)
+    color = torch.gather(props.color, 1, idx[:, :, None].expand(-1, -1, 3)).permute(0, 2, 1)
+    kind = torch.gather(props.kind, 1, idx)
+    tex = _PROP_TEXTURE.to(color.device)[kind]                       # B x P x 3
+    shade = tex[..., 2] * (1 + tex[..., 0] * noise[:, 0] + tex[..., 1] * noise[:, 1])
+    return color * (shade * (ph.index >= 0))[:, None]
+
+
+def _wide_normals(tp: TerrainParams, rays: _Rays, hits: _Hits, ph: PropHits, surf: _Surface, focal_px: torch.Tensor,
+                  ripples: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Unit normals ``B x 3 x P`` of the visible surface (props bumped a little by noise)."""
+    ground = _ground_normals(tp, rays, hits, focal_px, ripples)
+    bump = noise[:, 2]
+    tilt = torch.stack([bump, torch.zeros_like(bump), -bump], 1) * 0.25
+    prop, _ = _unit(ph.normal + tilt)
+    return torch.where(surf.on_prop[:, None], prop, ground)
+
+
+def _wide_albedo(tp: TerrainParams, sand: _SandColors, gl: GroundLook, hits: _Hits, props: Props, ph: PropHits,
+                 surf: _Surface, normals: torch.Tensor, noise: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """Linear albedo ``B x 3 x P``: ground materials (sand, gravel, rock, road) or the props'."""
+    ground = ground_albedo(_sand_albedo(tp, sand, hits), gl, tp, surf.x, surf.z, surf.height, normals,
+                           surf.footprint, base)
+    return torch.where(surf.on_prop[:, None], _prop_albedo(props, ph, noise), ground)
+
+
+class _WideScene(NamedTuple):
+    """A batch's drawn wider world."""
+
+    draws: list[SceneDraw]
+    terrain: TerrainParams
+    sky: SkyParams
+    sand: _SandColors
+    ground: GroundLook
+    props: Props
+
+
+def _draw_wide(seeds: list[int], cams: list[Camera], params: SceneParams, device) -> _WideScene:
+    """Draw each scene's wider world: ground, landforms, sky, materials, props on the terrain."""
+    hfovs = [2 * math.atan(c.size / 2 / c.focal_px) for c in cams]
+    draws = draw_scenes(seeds, params, hfovs)
+    tp = wide_terrain(sample_terrain_params(seeds, device), draws, seeds, device)
+    sky = wide_sky(sample_sky_params(seeds, device), draws, seeds)
+    sand = _sand_colors(seeds, device)
+    sand_srgb = sand.main[:, :, 0].cpu().double().numpy() ** (1 / 2.2)
+
+    def ground_height(xs, zs):
+        x = torch.tensor(xs, dtype=torch.float32, device=device)
+        return terrain_height(tp, x, torch.tensor(zs, dtype=torch.float32, device=device)).cpu().tolist()
+
+    place_props(draws, seeds, params, hfovs, ground_height, sand_srgb)
+    return _WideScene(draws, tp, sky, sand, ground_looks(draws, seeds, sand_srgb, device),
+                      pack_props([d.props for d in draws], device))
+
+
+def _render_wide_chunk(seeds: list[int], size: int, device, params: SceneParams) -> Backgrounds:
+    """Render a batch of the wider world's scenes (the classic steps, with props and materials)."""
+    B, S = len(seeds), size
+    cams = [sample_camera(s, S) for s in seeds]
+    w = _draw_wide(seeds, cams, params, device)
+    rays = _pixel_rays(cams, device)
+    zero = torch.zeros(B, 1, device=device)
+    base = terrain_height(w.terrain, zero, zero)
+    cam_y = base + torch.tensor([c.height_m for c in cams], device=device).view(B, 1)
+    prof = _terrain_profiles(w.terrain, rays, cam_y, S, device)
+    hits = _first_hits(prof, rays)
+    ph = intersect_props(w.props, rays.unit, cam_y)
+    focal = torch.tensor([c.focal_px for c in cams], device=device).view(B, 1)  # each scene's own
+    surf = _visible_surface(hits, ph, rays, cam_y, focal)
+    ripples = torch.tensor([[1.0 if d.ground in ("dunes", "sand") else 0.0] for d in w.draws], device=device)
+    noise = _prop_noise(w.terrain.wide.table, surf)
+    normals = _wide_normals(w.terrain, rays, hits, ph, surf, focal, ripples, noise)
+    shadow = _sun_visibility(w.terrain, w.sky, surf.horizontal, surf.x, surf.z, S, device, w.props)
+    alb = _wide_albedo(w.terrain, w.sand, w.ground, hits, w.props, ph, surf, normals, noise, base)
+    col = _sunlit(alb, w.sky, normals, shadow)
+    # high ground (mountains, mesa tops) stands above most of the dust: less haze
+    thin = torch.exp(-(surf.height - cam_y).clamp(0, 5000) / 350.0)
+    col = _add_haze(col, w.sky, hits._replace(distance=surf.distance * thin), prof)
+    _paint_sky(col, w.sky, rays, surf.is_sky, S)
+    return Backgrounds(rgb=_develop(col, seeds, S), depth=surf.depth.view(B, 1, S, S).contiguous(),
+                       cameras=cams, seeds=[int(s) for s in seeds], scenes=w.draws)
 
 
 def _tone(col: torch.Tensor) -> torch.Tensor:
@@ -433,8 +609,18 @@ def _tone(col: torch.Tensor) -> torch.Tensor:
     return num.div_(den).clamp_(0, 1).pow_(1 / 2.2)  # ACES fit (Narkowicz), then gamma
 
 
-def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,
-                       batch_size: int | None = None) -> Backgrounds:
+def _render_part(seeds: list[int], size: int, device, scene: SceneParams | None,
+                 look: LookParams | None) -> Backgrounds:
+    """One batch: the classic or the wider world, then each image's photographic look."""
+    part = _render_chunk(seeds, size, device) if scene is None else _render_wide_chunk(seeds, size, device, scene)
+    if look is not None:
+        part.looks = draw_looks(seeds, look)
+        part.rgb = apply_looks(part.rgb, part.looks)
+    return part
+
+
+def render_backgrounds(seeds: Sequence[int], size: int, *, device=None, batch_size: int | None = None,
+                       scene: SceneParams | None = None, look: LookParams | None = None) -> Backgrounds:
     """Render one desert background per seed.
 
     Args:
@@ -443,6 +629,10 @@ def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,
         size: side of the square images in pixels.
         device: torch device (default CPU).
         batch_size: scenes rendered together (default: as many as fit in ~1 M pixels).
+        scene: the wider world's distribution (:class:`~evacamel.world.scene.SceneParams`);
+            ``None`` renders the classic dunes (the same pixels as before it existed).
+        look: the photographic looks' distribution (:class:`~evacamel.world.looks.LookParams`);
+            each image draws its look from its seed; ``None``: no look.
 
     Returns:
         :class:`Backgrounds` with ``rgb`` ``B x 3 x S x S`` in [0, 1] and ``depth``
@@ -457,6 +647,9 @@ def render_backgrounds(seeds: Sequence[int], size: int, *, device=None,
     if not seeds:
         return Backgrounds(torch.zeros(0, 3, size, size, device=device),
                            torch.zeros(0, 1, size, size, device=device), [], [])
-    parts = [_render_chunk(seeds[i:i + batch_size], size, device) for i in range(0, len(seeds), batch_size)]
+    parts = [_render_part(seeds[i:i + batch_size], size, device, scene, look)
+             for i in range(0, len(seeds), batch_size)]
     return Backgrounds(rgb=torch.cat([p.rgb for p in parts]), depth=torch.cat([p.depth for p in parts]),
-                       cameras=[c for p in parts for c in p.cameras], seeds=seeds)
+                       cameras=[c for p in parts for c in p.cameras], seeds=seeds,
+                       scenes=None if scene is None else [d for p in parts for d in p.scenes],
+                       looks=None if look is None else [k for p in parts for k in p.looks])

@@ -28,7 +28,7 @@ import torch
 
 from evacamel.world.noise import fbm, noise_tables
 
-__all__ = ["CamelSprite", "render_camels", "sprite_from_cutout", "COATS", "POSES", "SPECIES"]
+__all__ = ["CamelSprite", "CamelParams", "render_camels", "sprite_from_cutout", "COATS", "WIDE_COATS", "POSES", "SPECIES"]
 
 SPECIES = ("dromedary", "bactrian")
 POSES = ("standing", "walking", "grazing", "sitting")
@@ -440,21 +440,100 @@ def _furred_surface(ras: _Raster, fr: _SpriteFrame, pal: torch.Tensor, seed: int
     return alb, n
 
 
-def _shade(alb: torch.Tensor, n: torch.Tensor, ras: _Raster, alpha: torch.Tensor) -> torch.Tensor:
-    """Straight RGBA ``4 x s x s``: soft light from above, sky ambient, far side and creases darker."""
+class _Light(NamedTuple):
+    """The camel's light: a direction (sprite frame: x forward, y up, z towards the viewer) and strengths."""
+
+    direction: tuple[float, float, float] = (0.35, 0.8, 0.5)
+    sun: float = 1.15
+    sky: float = 0.45
+
+
+def _shade(alb: torch.Tensor, n: torch.Tensor, ras: _Raster, alpha: torch.Tensor,
+           lt: _Light = _Light()) -> torch.Tensor:
+    """Straight RGBA ``4 x s x s``: light from ``lt``, sky ambient, far side and creases darker."""
     shade_far = 1 - 0.35 * (ras.z < -0.05).float()[None]
-    light = torch.tensor([0.35, 0.8, 0.5], device=alb.device)
+    light = torch.tensor(lt.direction, device=alb.device)
     light = light / light.norm()
     ndl = (n * light.view(3, 1, 1)).sum(0, keepdim=True).clamp_min(0)
     sky = 0.5 + 0.5 * n[1:2]
     occl = (1 - torch.exp(-(-ras.sd).clamp_min(0) / 0.05))[None] * 0.35 + 0.65
-    col = alb * (1.15 * ndl + 0.45 * sky) * occl * shade_far
+    col = alb * (lt.sun * ndl + lt.sky * sky) * occl * shade_far
     rgb = (1 - torch.exp(-col * 1.7)).clamp(0, 1) ** (1 / 2.2)
     return torch.cat([rgb * (alpha > 0)[None], alpha[None]]).clamp(0, 1)
 
 
-def _render_one(seed: int, size: int, device) -> CamelSprite:
-    """Draw, rasterise and shade camel ``seed`` at ``size`` pixels."""
+# -- the wider camels ---------------------------------------------------------------------
+WIDE_COATS: dict[str, tuple[float, float, float]] = {
+    "white": (0.90, 0.87, 0.80),
+    "pale grey": (0.74, 0.72, 0.68),
+    "near black": (0.20, 0.15, 0.11),
+    "dark brown": (0.30, 0.20, 0.13),
+    "chestnut": (0.55, 0.30, 0.16),
+    "golden": (0.80, 0.62, 0.36),
+    "dusty": (0.66, 0.58, 0.48),
+}
+
+
+@dataclass(frozen=True)
+class CamelParams:
+    """Wider camels, each field a probability per camel (drawn from its seed).
+
+    Attributes:
+        coats: a coat from :data:`WIDE_COATS` (white, near black, chestnut ...) instead of the classic palette.
+        patchy: a piebald coat (white patches).
+        light: a light other than the classic soft top light (side, back, low sun, overcast).
+    """
+
+    coats: float = 0.5
+    patchy: float = 0.12
+    light: float = 0.7
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"CamelParams.{name} is a probability in [0, 1], got {getattr(self, name)}")
+
+
+class _WideDraw(NamedTuple):
+    coat: str | None      # a WIDE_COATS name, or None: the classic coat
+    patchy: bool
+    light: _Light
+
+
+def _draw_wide_camel(seed: int, params: CamelParams) -> _WideDraw:
+    r = np.random.default_rng([int(seed) & 0xFFFFFFFF, 78])
+    coat = list(WIDE_COATS)[int(r.integers(0, len(WIDE_COATS)))] if r.random() < params.coats else None
+    patchy = bool(r.random() < params.patchy)
+    if r.random() >= params.light:
+        return _WideDraw(coat, patchy, _Light())
+    az, el = r.uniform(-math.pi, math.pi), r.uniform(0.1, 1.4)
+    soft = r.random() < 0.2  # overcast: little sun, much sky
+    d = (math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az))
+    return _WideDraw(coat, patchy, _Light(d, r.uniform(0.2, 0.5) if soft else r.uniform(0.9, 1.5),
+                                          r.uniform(0.7, 1.0) if soft else r.uniform(0.25, 0.55)))
+
+
+def _wide_palette(pal: torch.Tensor, coat: str, seed: int) -> torch.Tensor:
+    """The palette with a coat from :data:`WIDE_COATS` (legs, hair, muzzle follow the coat)."""
+    r = np.random.default_rng([int(seed) & 0xFFFFFFFF, 79])
+    c = np.array(WIDE_COATS[coat]) * r.uniform(0.92, 1.06)
+    rows = [c, np.clip(c * r.uniform(0.95, 1.1), 0, 1), c * r.uniform(0.7, 0.9), np.array([0.16, 0.12, 0.09]),
+            np.clip(c * r.uniform(0.9, 1.1), 0, 1)]
+    return torch.tensor(np.stack(rows) ** 2.2, dtype=pal.dtype, device=pal.device)
+
+
+def _piebald(alb: torch.Tensor, fr: _SpriteFrame, seed: int, size: int) -> torch.Tensor:
+    """White patches with soft edges on the coat."""
+    tab = noise_tables([int(seed)], 92, alb.device)
+    XX = fr.xs.view(1, 1, -1).expand(1, size, size)
+    YY = fr.ys.view(1, -1, 1).expand(1, size, size)
+    w = ((fbm(tab, XX / 0.25, YY / 0.25, octaves=3) - 0.1) / 0.08).clamp(0, 1)
+    white = torch.tensor([0.9, 0.87, 0.8], device=alb.device).view(3, 1, 1) ** 2.2
+    return alb + (white - alb) * w
+
+
+def _render_one(seed: int, size: int, device, wide: CamelParams | None = None) -> CamelSprite:
+    """Draw, rasterise and shade camel ``seed`` at ``size`` pixels (``wide``: the wider camels' draws too)."""
     r = np.random.default_rng([int(seed) & 0xFFFFFFFF, 77])
     solids, body = _build_camel(r)
     bounds = [s.bounds() for s in solids]
@@ -462,8 +541,13 @@ def _render_one(seed: int, size: int, device) -> CamelSprite:
     ras = _rasterise(solids, fr, size, device)
     alpha = (0.5 - ras.sd / fr.px).clamp(0, 1)
     coat_name, pal = _draw_palette(r, body.species, device)
+    wd = _draw_wide_camel(seed, wide) if wide is not None else _WideDraw(None, False, _Light())
+    if wd.coat is not None:
+        coat_name, pal = wd.coat, _wide_palette(pal, wd.coat, seed)
     alb, n = _furred_surface(ras, fr, pal, seed, size, r)
-    rgba = _shade(alb, n, ras, alpha)
+    if wd.patchy:
+        alb, coat_name = _piebald(alb, fr, seed, size), coat_name + " piebald"
+    rgba = _shade(alb, n, ras, alpha, wd.light)
     x_lo, x_hi, y_hi = min(b[0] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds)
     attrs = {"species": body.species, "pose": body.pose, "scale": float(body.scale),
              "coat": coat_name, "height_m": float(y_hi), "length_m": float(x_hi - x_lo)}
@@ -471,12 +555,16 @@ def _render_one(seed: int, size: int, device) -> CamelSprite:
                        attributes=attrs, seed=int(seed))
 
 
-def render_camels(seeds: Sequence[int], size: int, *, device=None) -> list[CamelSprite]:
-    """One procedural camel per seed as a ``4 x size x size`` RGBA sprite (deterministic per seed)."""
+def render_camels(seeds: Sequence[int], size: int, *, device=None, coat: CamelParams | None = None) -> list[CamelSprite]:
+    """One procedural camel per seed as a ``4 x size x size`` RGBA sprite (deterministic per seed).
+
+    ``coat``: the wider camels' distribution (:class:`CamelParams`: coats, piebald, light);
+    ``None`` draws the classic camels (the same pixels as before it existed).
+    """
     if size < 8:
         raise ValueError(f"camel sprite size must be at least 8 pixels, got {size}")
     device = torch.device(device) if device is not None else torch.device("cpu")
-    return [_render_one(int(s), size, device) for s in seeds]
+    return [_render_one(int(s), size, device, coat) for s in seeds]
 
 
 def sprite_from_cutout(rgba: torch.Tensor, *, height_m: float = 2.1) -> CamelSprite:

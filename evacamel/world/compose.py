@@ -38,8 +38,10 @@ import torch.nn.functional as F
 
 from evacamel.depth_units import FAR_M
 from evacamel.world.background import Backgrounds
+from evacamel.world.blend import BlendParams, harmonize, poisson_blend
 from evacamel.world.camel import CamelSprite
 from evacamel.world.camera import Camera
+from evacamel.world.looks import Look, local_contrast, look_colors, sensor_noise, soften, vignette_factor
 
 __all__ = ["Placement", "Composite", "sample_placements", "compose", "SEED_SIDE_RANGE", "MODES"]
 
@@ -54,6 +56,9 @@ class Placement:
 
     The box may extend beyond the image. ``flip`` mirrors the sprite (camel facing left).
     ``distance_m`` is the camel's forward distance (perspective mode), ``None`` in seed mode.
+    ``harmonize`` (0: off) and ``poisson`` choose the blending of this sample
+    (:mod:`~evacamel.world.blend`); they are drawn only when ``sample_placements`` gets
+    ``blend=``.
     """
 
     x: float
@@ -62,6 +67,8 @@ class Placement:
     h: float
     flip: bool
     distance_m: float | None = None
+    harmonize: float = 0.0
+    poisson: bool = False
 
 
 @dataclass
@@ -225,8 +232,17 @@ def _perspective_placement(depth: torch.Tensor, cam: Camera, sprite: CamelSprite
     return best
 
 
+def _draw_blend(pl: Placement, blend: BlendParams, g: torch.Generator) -> Placement:
+    """The sample's blending choices, drawn after its placement."""
+    r = torch.rand(3, generator=g, dtype=torch.float64).tolist()
+    lo, hi = blend.strength
+    pl.harmonize = lo + (hi - lo) * r[1] if r[0] < blend.harmonize else 0.0
+    pl.poisson = r[2] < blend.poisson
+    return pl
+
+
 def sample_placements(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], *, mode: str = "perspective",
-                      generator: torch.Generator) -> list[Placement]:
+                      generator: torch.Generator, blend: BlendParams | None = None) -> list[Placement]:
     """One placement for each ``(backgrounds[i], sprites[i])`` pair.
 
     Args:
@@ -234,14 +250,20 @@ def sample_placements(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], 
         sprites: one sprite per background.
         mode: ``"perspective"`` or ``"seed"`` (see the module docstring).
         generator: a CPU ``torch.Generator``; the same state gives the same placements.
+        blend: how often to harmonise and Poisson-blend (:class:`~evacamel.world.blend.BlendParams`);
+            ``None`` draws nothing more (the seed's hard paste, the same placements as before).
     """
     _check_mode(mode)
     _check_pairs(backgrounds, sprites)
     S = backgrounds.rgb.shape[-1]
-    if mode == "seed":
-        return [_seed_placement(S, generator) for _ in sprites]
-    return [_perspective_placement(backgrounds.depth[i, 0], backgrounds.cameras[i], sprites[i], generator)
-            for i in range(len(sprites))]
+    out = []
+    for i, sprite in enumerate(sprites):
+        if mode == "seed":
+            pl = _seed_placement(S, generator)
+        else:
+            pl = _perspective_placement(backgrounds.depth[i, 0], backgrounds.cameras[i], sprite, generator)
+        out.append(pl if blend is None else _draw_blend(pl, blend, generator))
+    return out
 
 
 class _CachedSprite(NamedTuple):
@@ -400,18 +422,57 @@ def _seed_depth(bg_depth: torch.Tensor, box: _Box, pl: Placement, cam: Camera | 
 _CAMEL_DEPTH = {"perspective": _perspective_depth, "seed": _seed_depth}
 
 
-def _paste_one(rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, bg_depth: torch.Tensor,
-               sprite: CamelSprite, pl: Placement, cam: Camera | None, mode: str, shadow: float) -> float:
-    """Paste one sprite into one image's output tensors in place; returns its visible fraction.
+class _Canvas(NamedTuple):
+    """One image being composed: its outputs (written in place) and what it is made from."""
 
-    ``rgb`` ``3 x S x S``, ``depth`` and ``mask`` ``1 x S x S`` are the outputs (already
-    holding the background), ``bg_depth`` the background's depth. Only the sprite's box
-    is read or written.
+    rgb: torch.Tensor        # 3 x S x S, holding the background
+    depth: torch.Tensor      # 1 x S x S
+    mask: torch.Tensor       # 1 x S x S
+    bg_depth: torch.Tensor   # 1 x S x S, the background's depth
+    camera: Camera | None    # perspective mode only
+    look: Look | None        # the background's photographic look, given to the camel too
+
+
+def _dressed_camel(part: torch.Tensor, box: _Box, pl: Placement, look: Look | None, scene: torch.Tensor,
+                   S: int) -> torch.Tensor:
+    """The camel's premultiplied colours ``3 x h x w`` after harmonisation and the scene's colour look."""
+    a = part[3:4]
+    if pl.harmonize <= 0 and look is None:
+        return part[:3]
+    straight = part[:3] / a.clamp_min(1e-6)
+    if pl.harmonize > 0:
+        straight = harmonize(straight, a[0] >= 0.5, scene, pl.harmonize)
+    if look is not None:
+        ys, xs = box.image
+        rows = torch.arange(ys.start, ys.stop, device=part.device)
+        cols = torch.arange(xs.start, xs.stop, device=part.device)
+        straight = look_colors(straight[None], [look])[0] * vignette_factor([look], rows, cols, S)[0]
+    return straight.clamp(0, 1) * a
+
+
+def _finish_camel(region: torch.Tensor, before: torch.Tensor, on: torch.Tensor, pl: Placement, look: Look | None,
+                  box: _Box, S: int) -> None:
+    """After the paste: the look's blur, local contrast and noise, and Poisson blending, on ``on`` pixels only."""
+    if look is not None and (look.blur > 0 or look.hdr > 0 or look.noise > 0):
+        done = local_contrast(soften(region[None], [look], S), [look], S)[0]
+        if look.noise > 0:
+            salt = 1 + box.x0 * 7919 + box.y0
+            done = (done + sensor_noise([look], tuple(region.shape[-2:]), region.device, salt=salt)[0]).clamp(0, 1)
+        region.copy_(torch.where(on, done, region))
+    if pl.poisson:
+        region.copy_(poisson_blend(region, before, on[0]))
+
+
+def _paste_one(c: _Canvas, sprite: CamelSprite, pl: Placement, mode: str, shadow: float) -> float:
+    """Paste one sprite into one image's outputs in place; returns its visible fraction.
+
+    Only the sprite's box is read or written.
     """
-    box = _Box.of(pl, rgb.shape[-1])
+    S = c.rgb.shape[-1]
+    box = _Box.of(pl, S)
     if box.empty:
         return 0.0
-    res = _resample_sprite(sprite, box.W, box.H, pl.flip, rgb.device)          # 4 x H x W premultiplied
+    res = _resample_sprite(sprite, box.W, box.H, pl.flip, c.rgb.device)          # 4 x H x W premultiplied
     on_full = res[3] >= 0.5
     rows = torch.nonzero(res[3].amax(1) >= 0.5).flatten()   # the camel's rows in the box
     if rows.numel() == 0:
@@ -419,21 +480,26 @@ def _paste_one(rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, bg_de
     total = int(on_full.sum())
     part = res[(slice(None), *box.inside)]
     a = part[3:4]
-    bgd = bg_depth[(slice(None), *box.image)]
-    cam_depth, vis = _CAMEL_DEPTH[mode](bg_depth, box, pl, cam, rows)
-    region = rgb[(slice(None), *box.image)]
+    bgd = c.bg_depth[(slice(None), *box.image)]
+    cam_depth, vis = _CAMEL_DEPTH[mode](c.bg_depth, box, pl, c.camera, rows)
+    region = c.rgb[(slice(None), *box.image)]
+    dressed = pl.harmonize > 0 or pl.poisson or c.look is not None
+    before = region.clone() if pl.harmonize > 0 or pl.poisson else None
+    colors = _dressed_camel(part, box, pl, c.look, before, S) if dressed else part[:3]
     if mode == "perspective" and shadow > 0:
         _darken_under_feet(region, on_full, rows, bgd, box, float(pl.distance_m), shadow)
     m = on_full[box.inside][None]
     if vis is None:
-        region.mul_(1 - a).add_(part[:3])
+        region.mul_(1 - a).add_(colors)
     else:
         m = m & vis
         visf = vis.to(a.dtype)
-        region.mul_(1 - a * visf).add_(part[:3] * visf)
+        region.mul_(1 - a * visf).add_(colors * visf)
     region.clamp_(0, 1)
-    depth[(slice(None), *box.image)] = torch.where(m, cam_depth, bgd)
-    mask[(slice(None), *box.image)] = m.to(mask.dtype)
+    if dressed:
+        _finish_camel(region, before, (a > 0) if vis is None else (a > 0) & vis, pl, c.look, box, S)
+    c.depth[(slice(None), *box.image)] = torch.where(m, cam_depth, bgd)
+    c.mask[(slice(None), *box.image)] = m.to(c.mask.dtype)
     return float(m.sum()) / total
 
 
@@ -457,6 +523,10 @@ def compose(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], placements
     and the camel's depth is the background depth at its feet (see the module doc).
     In perspective mode ``shadow`` (0 = off) darkens the ground under the feet (a soft
     contact shadow); it changes ``fg_bg`` only, never the mask or the depth.
+
+    Each placement's ``harmonize`` and ``poisson`` blend the camel into the scene, and
+    backgrounds rendered with a look (``backgrounds.looks``) give it to the camel
+    (:mod:`~evacamel.world.looks`): colours only, on the camel's pixels only.
 
     Only each sprite's box (``placements[i]`` rounded, clipped to the image) is read and
     written; outside it every output equals the background exactly. The backgrounds are
@@ -495,7 +565,9 @@ def compose(backgrounds: Backgrounds, sprites: Sequence[CamelSprite], placements
                 raise ValueError(f"placement {i} has no distance_m; perspective mode needs one")
     vis_frac = [0.0] * B
     for i, (sp, pl) in enumerate(zip(sprites, placements)):
-        cam = backgrounds.cameras[i] if mode == "perspective" else None
-        vis_frac[i] = _paste_one(rgb[i], depth[i], mask[i], backgrounds.depth[i], sp, pl, cam, mode, shadow)
+        canvas = _Canvas(rgb[i], depth[i], mask[i], backgrounds.depth[i],
+                         backgrounds.cameras[i] if mode == "perspective" else None,
+                         None if backgrounds.looks is None else backgrounds.looks[i])
+        vis_frac[i] = _paste_one(canvas, sp, pl, mode, shadow)
     return Composite(fg_bg=rgb, mask=mask, depth=depth,
                      visible_fraction=torch.tensor(vis_frac, dtype=torch.float32, device=device))

@@ -25,7 +25,7 @@ import torch
 from evacamel.world.noise import fbm, noise_tables, value_noise
 from evacamel.world.rng import scene_rng
 
-__all__ = ["TerrainParams", "sample_terrain_params", "terrain_height"]
+__all__ = ["TerrainParams", "WideTerrain", "sample_terrain_params", "terrain_height", "wide_landforms", "rough_relief"]
 
 
 @dataclass
@@ -49,6 +49,30 @@ class TerrainParams:
     detail_amp: torch.Tensor      # medium detail (m)
     offset_x: torch.Tensor        # where in the infinite desert the camera stands
     offset_z: torch.Tensor
+    wide: WideTerrain | None = None  # the wider world's landforms (None: dunes only)
+
+
+@dataclass
+class WideTerrain:
+    """Landforms of the wider world (:mod:`evacamel.world.scene`), each ``B x 1`` (0 = absent).
+
+    Added to the dunes by :func:`terrain_height`; distances from the camera are measured
+    in the camera's frame (the scene's ``x, z`` before the desert offset).
+    """
+
+    table: torch.Tensor           # B x 1 x (N+1) x (N+1) noise of these landforms
+    rough_amp: torch.Tensor       # rocky outcrops: height (m)
+    rough_scale: torch.Tensor     # their size (m)
+    mesa_amp: torch.Tensor        # mesas and buttes: height of their flat tops (m)
+    mesa_scale: torch.Tensor      # their size (m)
+    mesa_level: torch.Tensor      # noise level above which the ground is a mesa (-1..1)
+    mesa_clear_m: torch.Tensor    # no mesa closer to the camera than this (m)
+    mountain_amp: torch.Tensor    # distant mountains: peak height (m)
+    mountain_scale: torch.Tensor  # their size (m)
+    mountain_start_m: torch.Tensor  # distance from the camera where they begin (m)
+    present: frozenset[str] = frozenset({"rough", "mesas", "mountains"})  # terms some scene has (others skipped)
+    mesas_from_m: float = 0.0       # the nearest any scene's mesas or mountains begin (m):
+    mountains_from_m: float = 0.0   # points all nearer than that skip the term (it is 0 there)
 
 
 def sample_terrain_params(seeds: list[int], device=None) -> TerrainParams:
@@ -100,6 +124,7 @@ def _ridge(phase: torch.Tensor, stoss: torch.Tensor | float, k: float) -> torch.
 
 def terrain_height(p: TerrainParams, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Terrain height in meters at world points ``x, z`` (``B x P`` meters) -> ``B x P``."""
+    cx, cz = x, z
     x = x + p.offset_x
     z = z + p.offset_z
     lam = p.wavelength
@@ -120,4 +145,47 @@ def terrain_height(p: TerrainParams, x: torch.Tensor, z: torch.Tensor) -> torch.
     cross = p.cross_amp * _ridge(a2 / p.cross_wavelength + 0.7 * warp, 0.55, 0.1)
     # medium detail
     detail = p.detail_amp * fbm(p.table_b, x / 9.0 + 300.0, z / 9.0, octaves=3)
-    return base + dunes + cross + detail
+    if p.wide is None:
+        return base + dunes + cross + detail
+    return base + dunes + cross + detail + wide_landforms(p.wide, x, z, cx, cz)
+
+
+def _smoothstep(e0: torch.Tensor | float, e1: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    t = ((x - e0) / (e1 - e0)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def rough_relief(w: WideTerrain, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Rocky outcrops in [0, 1] at desert points ``x, z`` (ridged noise, flat between outcrops)."""
+    n = fbm(w.table, x / w.rough_scale + 11.0, z / w.rough_scale - 7.0, octaves=3)
+    return _smoothstep(0.15, 0.7, n) ** 1.5
+
+
+def wide_landforms(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, cx: torch.Tensor,
+                   cz: torch.Tensor) -> torch.Tensor:
+    """Height (m) of outcrops, mesas and mountains at desert points ``x, z`` (``cx, cz``: camera frame)."""
+    dist = torch.sqrt(cx * cx + cz * cz)
+    out = torch.zeros_like(x)
+    if "rough" in w.present:  # the photographer stands in the open
+        out = out + w.rough_amp * rough_relief(w, x, z) * _smoothstep(4.0, 20.0, dist)
+    far = float(dist.max()) if dist.numel() else 0.0
+    if "mesas" in w.present and far > w.mesas_from_m:
+        out = out + _mesas(w, x, z, dist)
+    if "mountains" in w.present and far > w.mountains_from_m:
+        out = out + _mountains(w, x, z, dist)
+    return out
+
+
+def _mesas(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    # mesas: flat tops, steep cliffs, a second step on some (buttes on plateaus)
+    n = fbm(w.table, x / w.mesa_scale + 57.0, z / w.mesa_scale + 3.0, octaves=3)
+    steps = 0.65 * _smoothstep(w.mesa_level, w.mesa_level + 0.04, n) \
+        + 0.35 * _smoothstep(w.mesa_level + 0.16, w.mesa_level + 0.19, n)
+    return w.mesa_amp * steps * _smoothstep(w.mesa_clear_m, 1.6 * w.mesa_clear_m, dist)
+
+
+def _mountains(w: WideTerrain, x: torch.Tensor, z: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """Ridged noise rising beyond a distance."""
+    m = 1 - fbm(w.table, x / w.mountain_scale - 31.0, z / w.mountain_scale + 77.0, octaves=5).abs() * 1.4
+    peaks = m.clamp_min(0) ** 1.5 * _smoothstep(w.mountain_start_m, 1.5 * w.mountain_start_m, dist)
+    return w.mountain_amp * peaks
