@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from tqdm.auto import tqdm
+from evacamel.colab import progress_bar
 
 __all__ = [
     "ExtractLimits",
@@ -116,9 +116,11 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool | None,
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
         mode = "ab" if have else "wb"
-        with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                         unit_divisor=1024, desc=part.name[:-5],
-                                         disable=None if progress is None else not progress) as bar:
+        with open(part, mode) as f, progress_bar(total=total, initial=have, unit="B",
+                                                 unit_scale=True, unit_divisor=1024,
+                                                 desc=part.name[:-5],
+                                                 disable=None if progress is None
+                                                 else not progress) as bar:
             while True:
                 block = resp.read(_CHUNK)
                 if not block:
@@ -343,9 +345,9 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *,
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=f"extract {archive.name}",
-                  disable=None if progress is None else not progress) as bar:
+        with progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                          desc=f"extract {archive.name}",
+                          disable=None if progress is None else not progress) as bar:
             if _kind(archive) == "zip":
                 with zipfile.ZipFile(archive) as zf:
                     for info in zf.infolist():
@@ -495,8 +497,8 @@ def make_archive(root: str | os.PathLike, archive: str | os.PathLike, *,
     tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            for path in tqdm(files, desc=f"zip {archive.name}", unit="file",
-                             disable=None if progress is None else not progress):
+            for path in progress_bar(files, desc=f"zip {archive.name}", unit="file",
+                                     disable=None if progress is None else not progress):
                 zf.write(path, path.relative_to(root).as_posix())
         os.replace(tmp, archive)
     except BaseException:

@@ -119,7 +119,7 @@ def _parse_shard(shard: Any) -> tuple[int, int]:
 def _write_all(root: Path, plan: Plan, *, shard_i: int, shard_n: int, workers: int,
                disable: bool | None, stop_after_chunks: int | None) -> None:
     """Stages 1-3 of :func:`write_dataset` (sources, samples, finalize)."""
-    from tqdm.auto import tqdm
+    from evacamel.colab import progress_bar
 
     profile = plan.profile
     # 1. sources (every shard writes them all: identical bytes, atomic renames)
@@ -133,8 +133,8 @@ def _write_all(root: Path, plan: Plan, *, shard_i: int, shard_n: int, workers: i
                 tasks.append((kind, ids))
     if tasks or not (root / SOURCES_NAME).is_file():
         todo = sum(len(ids) for _, ids in tasks)
-        with tqdm(total=plan.n_bg + plan.n_fg, initial=plan.n_bg + plan.n_fg - todo,
-                  desc="backgrounds and camels", unit="img", disable=disable) as bar:
+        with progress_bar(total=plan.n_bg + plan.n_fg, initial=plan.n_bg + plan.n_fg - todo,
+                          desc="backgrounds and camels", unit="img", disable=disable) as bar:
             run_tasks(root, plan, tasks, workers, lambda kind, n: bar.update(n))
         writer.write_sources_json()
 
@@ -155,8 +155,8 @@ def _write_all(root: Path, plan: Plan, *, shard_i: int, shard_n: int, workers: i
             if stop_after_chunks is not None and done_chunks >= stop_after_chunks:
                 raise WriteInterrupted(f"stopped after {done_chunks} chunks (testing hook)")
 
-        with tqdm(total=total, initial=total - left, desc="samples", unit="sample",
-                  disable=disable, smoothing=0.1) as bar:
+        with progress_bar(total=total, initial=total - left, desc="samples", unit="sample",
+                          disable=disable, smoothing=0.1) as bar:
             run_tasks(root, plan, [("chunk", c) for c in todo_chunks], workers, on_chunk)
 
     # 3. finalize when every chunk is there (an unsharded run, or the last shard)

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from evacamel.colab import progress_bar
 from evacamel.depth_units import depth_meta
 from evacamel.depth.estimators import DepthEstimator
 from evacamel.depth.files import (atomic_write_bytes, read_index_columns, read_meta, read_rgb, write_depth_png,
@@ -240,8 +240,8 @@ def rewrite_depth(root: str | os.PathLike, estimator: DepthEstimator, *, size: i
     todo = [it for it in items if it.depth not in done]
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     written = 0
-    bar = tqdm(total=len(items), initial=len(done), unit="map", desc="depth maps",
-               disable=None if progress is None else not progress)
+    bar = progress_bar(total=len(items), initial=len(done), unit="map", desc="depth maps",
+                       disable=None if progress is None else not progress)
     try:
         with ThreadPoolExecutor(workers) as pool:
             pending = _load_images(pool, root, batches[0]) if batches and estimator.needs_images else None

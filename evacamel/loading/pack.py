@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
-from tqdm.auto import tqdm
 
+from evacamel.colab import progress_bar
 from evacamel.dataset.atomic import folder_lock, write_json
 from evacamel.profiles import Profile, get_profile
 
@@ -237,9 +237,9 @@ def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | No
     todo = [c for c in chunks if not (folder / _CHUNKS / f"{c[0]:06d}.done").is_file()]
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     workers = min(workers, len(todo))
-    bar = tqdm(total=n, initial=n - sum(c[2] - c[1] for c in todo), unit="sample",
-               desc=f"pack {root.name} @ {input_size}", disable=None if progress is None
-               else not progress)
+    bar = progress_bar(total=n, initial=n - sum(c[2] - c[1] for c in todo), unit="sample",
+                       desc=f"pack {root.name} @ {input_size}", disable=None if progress is None
+                       else not progress)
     with bar:
         if workers <= 1:
             for c, s, e in todo:

@@ -208,12 +208,12 @@ def compute_histograms(data: str | os.PathLike | Iterable[dict[str, torch.Tensor
         return _packed_histograms(data, workers)
     hist = Histograms()
     if isinstance(data, Dataset):
-        from tqdm.auto import tqdm
+        from evacamel.colab import progress_bar
 
         loader = DataLoader(data, batch_size=batch_size, num_workers=workers or 0,
                             collate_fn=collate_samples)
-        for batch in tqdm(loader, desc="stats", unit="batch",
-                          disable=None if progress is None else not progress):
+        for batch in progress_bar(loader, desc="stats", unit="batch",
+                                  disable=None if progress is None else not progress):
             hist.add_batch(batch)
         hist.input_size = getattr(data, "input_size", None)
         hist.output_size = getattr(data, "output_size", None)
