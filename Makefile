@@ -17,6 +17,10 @@ NBVAL := $(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.
 	--nbval-cell-timeout $(CELL_TIMEOUT) --durations=0 --durations-min=5
 
 export PYTHONHASHSEED := 0
+# Torch's OpenMP threads busy-wait by default; on 2 shared cores the spinning starves the
+# working threads (a training step: 7-12x slower under load). Idle threads sleep instead.
+# (tests/conftest.py also gives each pytest-xdist worker its share of the cores.)
+export OMP_WAIT_POLICY ?= PASSIVE
 # Every target here runs notebooks without a frontend: no ipywidgets, no notebook progress
 # bars (evacamel.colab.widget_frontend; executors are also recognised without this).
 export EVACAMEL_HEADLESS := 1
