@@ -152,14 +152,19 @@ def test_no_module_makes_widgets_or_bars_on_its_own():
     assert found["colab.py"] and found["viz.py"]  # the check sees imports
 
 
-NOTEBOOK_CELL = """\
+NOTEBOOK_CELLS = ["""\
+import torch
+samples = {k: torch.rand(1, c, s, s) for k, c, s in [
+    ("fg_bg", 3, 32), ("mask", 1, 16), ("mask_prob", 1, 16), ("depth", 1, 16), ("depth_pred", 1, 16)]}
+""", """\
 from evacamel.colab import progress_bar, widget_frontend
-from evacamel.viz import prediction_browser
 for _ in progress_bar(range(3)):
     pass
-fig = prediction_browser(lambda i: samples, 5)
-print(widget_frontend(), type(fig).__name__)
-"""
+print(widget_frontend())
+""", """\
+from evacamel.viz import prediction_browser
+prediction_browser(lambda i: samples, 5)
+"""]
 
 
 def _kernel_env() -> dict:
@@ -170,19 +175,19 @@ def _kernel_env() -> dict:
 
 @pytest.mark.slow
 def test_a_notebook_executed_by_nbclient_gets_no_widgets(monkeypatch):
-    """What jupyter-book does: no widget state is recorded, the browser is a figure."""
+    """What jupyter-book does: no widget is made, and the browser is one static figure."""
     import nbformat
     from nbclient import NotebookClient
 
     monkeypatch.delenv(colab.HEADLESS_ENV, raising=False)
     nb = nbformat.v4.new_notebook()
-    setup = "import torch\nsamples = {k: torch.rand(1, c, s, s) for k, c, s in [('fg_bg', 3, 32), " \
-            "('mask', 1, 16), ('mask_prob', 1, 16), ('depth', 1, 16), ('depth_pred', 1, 16)]}"
-    nb.cells = [nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(NOTEBOOK_CELL)]
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in NOTEBOOK_CELLS]
     NotebookClient(nb, timeout=300, kernel_name="python3").execute(env=_kernel_env())
-    text = "".join(o.get("text", "") for o in nb.cells[1].outputs if o["output_type"] == "stream")
-    assert text.strip() == "False Figure"
     assert "widgets" not in nb.metadata  # nbclient records the state of every widget made
+    printed = [o["text"] for o in nb.cells[1].outputs if o["output_type"] == "stream"]
+    assert "".join(printed).split() == ["False"]  # and the bar printed nothing
+    shown = [o for o in nb.cells[2].outputs if "image/png" in o.get("data", {})]
+    assert len(shown) == 1 and len(nb.cells[2].outputs) == 1, nb.cells[2].outputs
 
 
 @pytest.mark.slow
