@@ -115,7 +115,8 @@ def progress_bar(iterable: Iterable | None = None, *, disable: bool | None = Non
     if _jupyter_kernel() is not None or in_colab():
         if not widget_frontend():
             return text_bar(iterable, disable=True, **kwargs)
-        from tqdm.notebook import tqdm as widget_bar  # imports ipywidgets: frontends only
+        # Here, not at the top: it imports ipywidgets (~0.2 s), for frontends only.
+        from tqdm.notebook import tqdm as widget_bar
 
         return widget_bar(iterable, disable=bool(disable), **kwargs)
     return text_bar(iterable, disable=disable, **kwargs)

@@ -278,7 +278,8 @@ def prediction_browser(get_samples: Callable[[int], dict[str, torch.Tensor]], co
         fig = figure(0)
         plt.close(fig)  # shown once, as the cell's result, not again by the inline backend
         return fig
-    import ipywidgets as widgets  # a frontend is there: Colab ships ipywidgets 7.7, pip 8.x
+    # Here, not at the top: ~0.2 s that headless runs (the book, CI) never need.
+    import ipywidgets as widgets  # 7.6+ (Colab ships 7.7.1) and 8.x
     from IPython.display import display
 
     slider = widgets.IntSlider(value=0, min=0, max=max(0, count - 1), description=description,
