@@ -233,15 +233,15 @@ def open_split(model: LoadedModel, data: str | os.PathLike | Dataset | None = No
 
 def _batches(model: LoadedModel, dataset: Dataset, batch_size: int, progress: bool,
              indices: Sequence[int] | None = None):
-    from tqdm.auto import tqdm
-
+    from evacamel.colab import progress_bar
     from evacamel.loading.loader import collate_for
 
     subset = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False,
                         collate_fn=collate_for(dataset),
                         pin_memory=model.device.type == "cuda")
-    for batch in tqdm(loader, disable=not progress, desc="evaluate", unit="batch", leave=False):
+    for batch in progress_bar(loader, disable=not progress, desc="evaluate", unit="batch",
+                              leave=False):
         batch = {k: v.to(model.device, non_blocking=True) for k, v in batch.items()}
         x, mask, depth = model.transform(batch)
         logits, depth_pred = model(x)

@@ -676,9 +676,9 @@ class Trainer:
 
 
 def _progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Any:
-    from tqdm.auto import tqdm
+    from evacamel.colab import progress_bar
 
-    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
+    return progress_bar(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
 
 
 def _mean_terms(sums: torch.Tensor) -> dict[str, float]:
