@@ -17,15 +17,15 @@ starts at global batch ``k`` of the same permutation.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-__all__ = ["DistInfo", "init_distributed", "destroy_distributed", "all_reduce_sum", "barrier",
-           "EpochSampler", "ShardSampler"]
+__all__ = ["DistInfo", "init_distributed", "destroy_distributed", "resolve_device",
+           "all_reduce_sum", "barrier", "EpochSampler", "ShardSampler"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,22 @@ def init_distributed(backend: str | None = None) -> DistInfo:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def resolve_device(name: str | torch.device | None = "auto",
+                   dist_info: DistInfo | None = None) -> torch.device:
+    """The device this process computes on.
+
+    ``auto`` (or ``None``) is ``cuda`` when available, else ``cpu``; other names as given
+    (``cpu``, ``cuda``, ``cuda:1``). In a multi-process run a bare ``cuda`` becomes this
+    process's GPU, ``cuda:<local_rank>``.
+    """
+    if name is None or name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and dist_info is not None and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    return device
 
 
 def destroy_distributed() -> None:
@@ -141,17 +157,21 @@ class EpochSampler(Sampler[int]):
 
 
 class ShardSampler(Sampler[int]):
-    """Evaluation: rank ``r`` of ``w`` takes indices ``r, r + w, r + 2w, ...`` in order.
+    """Evaluation: rank ``r`` of ``w`` takes positions ``r, r + w, r + 2w, ...`` in order.
 
-    Unlike ``DistributedSampler`` nothing is padded or repeated, so the all-reduced sums
-    of a metric are exactly those of a single-process pass over the split.
+    The positions index ``range(n)``, or ``indices`` when given (some samples of a
+    dataset, in that order). Unlike ``DistributedSampler`` nothing is padded or
+    repeated, so the all-reduced sums of a metric are exactly those of a
+    single-process pass.
     """
 
-    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
-        self.n, self.rank, self.world_size = n, rank, world_size
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1, *,
+                 indices: Sequence[int] | None = None) -> None:
+        self.order = list(indices) if indices is not None else range(n)
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.n, self.world_size))
+        return iter(self.order[self.rank::self.world_size])
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.n, self.world_size))
+        return len(self.order[self.rank::self.world_size])
