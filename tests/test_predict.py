@@ -11,6 +11,7 @@ from _train_fakes import SIZE, FakeCamels, eval_transform, fake_data, tiny_confi
 from PIL import Image
 from torch import nn
 
+from evacamel import predict
 from evacamel.cli import main as cli_main
 from evacamel.evaluate import evaluate, format_metrics, predict_samples, score_samples
 from evacamel.predict import load_model, predict_pair, prepare_pair
@@ -108,9 +109,7 @@ def test_evaluating_nothing_is_an_error_not_a_perfect_score(trained, tmp_path, m
     model = load_model(ckpt, "cpu")
     with pytest.raises(ValueError, match="no samples"):
         evaluate(model.model, FakeCamels(0), model.transform)
-    from evacamel.commands import evaluate as evaluate_command
-
-    monkeypatch.setattr(evaluate_command, "open_split", lambda *a, **k: FakeCamels(0))
+    monkeypatch.setattr(predict, "open_split", lambda *a, **k: FakeCamels(0))  # an empty split
     assert cli_main(["evaluate", str(ckpt), "--data", str(tmp_path), "--json"]) == 1
     out, err = capsys.readouterr()
     assert "mask_iou" not in out and "NaN" not in out

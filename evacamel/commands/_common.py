@@ -1,26 +1,13 @@
-"""What the commands share: argument types that refuse bad values, and one-line errors.
-
-Argument types make ``argparse`` refuse a value with its usage message (exit status 2);
-:func:`one_line_errors` turns what a user can cause at run time (a missing or corrupt
-file, a full or read-only disk, a bad image, a bad value) into one line on stderr and
-exit status 1, never a traceback.
-"""
+"""Argument types the commands share: ``argparse`` refuses a bad value with its usage
+message and exit status 2, before anything runs (run-time errors are one line and exit
+status 1, see :mod:`evacamel.cli`)."""
 
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 from collections.abc import Callable
 
-from PIL import Image
-
-__all__ = ["positive_int", "non_negative_int", "positive_float", "non_negative_float",
-           "fraction", "one_line_errors", "USER_ERRORS"]
-
-USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, Image.DecompressionBombError)
-"""Exceptions a user's input or machine can cause (OSError covers missing files, full or
-read-only disks and unreadable images; RuntimeError covers running out of GPU memory)."""
+__all__ = ["positive_int", "non_negative_int", "positive_float", "non_negative_float", "fraction"]
 
 
 def _number(kind: Callable[[str], float], text: str) -> float:
@@ -68,20 +55,3 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be a fraction in [0, 1)")
     return value
-
-
-def one_line_errors(main: Callable[[argparse.Namespace], int | None]
-                    ) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command's ``main``: :data:`USER_ERRORS` print one line and return 1."""
-
-    @functools.wraps(main)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return int(main(args) or 0)
-        except USER_ERRORS as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            text = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
-            print(f"evacamel {getattr(args, 'command', '')}: error: {text}", file=sys.stderr)
-            return 1
-
-    return run

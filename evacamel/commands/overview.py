@@ -6,12 +6,8 @@ import argparse
 import io
 from pathlib import Path
 
-import matplotlib
-
-from evacamel.commands._common import one_line_errors, positive_int
+from evacamel.commands._common import positive_int
 from evacamel.dataset.atomic import atomic_write
-from evacamel.predict import load_model, predict_pair, render_new_pairs
-from evacamel.viz import depth_to_rgb, overlay_mask, show_rows
 
 HELP = "draw new scenes with their true and predicted mask and depth (the README's picture)"
 
@@ -29,7 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dpi", type=positive_int, default=80)
 
 
-@one_line_errors
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     fmt = FORMATS.get(out.suffix.lower())
@@ -39,7 +34,14 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--size {args.size}: scenes need at least 32 pixels")
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no such checkpoint (train one with `evacamel train`)")
-    matplotlib.use("Agg")  # a file, never a window
+    # Imported here, not at the top: `evacamel overview --help` and argument errors must not
+    # wait for torch (measured on a loaded 2-core machine: --help 0.2 s, torch 2-30 s).
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window: before pyplot is imported
+    from evacamel.predict import load_model, predict_pair, render_new_pairs
+    from evacamel.viz import depth_to_rgb, overlay_mask, show_rows
+
     model = load_model(args.checkpoint)
     profile = (model.info.get("config") or {}).get("profile")
     new = render_new_pairs(profile, args.scenes, size=args.size, exclude_from=args.data)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from evacamel.commands._common import (fraction, non_negative_float, non_negative_int,
-                                       one_line_errors, positive_float, positive_int)
-from evacamel.distributed import destroy_distributed
-from evacamel.metrics import METRIC_NAMES
+                                       positive_float, positive_int)
 from evacamel.paths import run_dir
 from evacamel.profiles import get_profile
-from evacamel.train import Trainer, stop_after, train
+
+if TYPE_CHECKING:
+    from evacamel.train import Trainer
 
 HELP = "train the model on a profile's dataset (AMP on CUDA, checkpoints, --resume, torchrun)"
 
@@ -62,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--num-workers", type=non_negative_int, help="DataLoader worker processes")
     s.add_argument("--checkpoint-every", type=non_negative_int, metavar="STEPS",
                    help="also save last.pt every STEPS optimiser steps (default: each epoch only)")
-    s.add_argument("--best-metric", choices=METRIC_NAMES,
-                   help="the validation metric that picks best.pt (default mask_iou)")
+    s.add_argument("--best-metric",
+                   help="the validation metric that picks best.pt (default mask_iou; see "
+                        "evacamel.metrics.METRIC_NAMES)")
     s.add_argument("--stop-after-steps", type=positive_int, metavar="N",
                    help="stop after N steps without saving, as a disconnect would (to try --resume)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
@@ -88,7 +91,7 @@ def _checkpoint_to_resume(args: argparse.Namespace) -> Path | None:
     return folder / "last.pt"
 
 
-def _summary(trainer: Trainer) -> str:
+def _summary(trainer: "Trainer") -> str:
     out, best = trainer.cfg.run_dir(), trainer.best
     if not trainer.finished:
         return (f"stopped after step {trainer.global_step} as asked; continue with "
@@ -98,8 +101,12 @@ def _summary(trainer: Trainer) -> str:
     return f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}: {out / 'best.pt'}"
 
 
-@one_line_errors
 def main(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `evacamel train --help` and argument errors must not
+    # wait for torch (measured on a loaded 2-core machine: --help 0.2 s, torch 2-30 s).
+    from evacamel.distributed import destroy_distributed
+    from evacamel.train import stop_after, train
+
     overrides = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     on_step = stop_after(args.stop_after_steps) if args.stop_after_steps else None
     try:
