@@ -17,7 +17,7 @@ starts at global batch ``k`` of the same permutation.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -157,21 +157,17 @@ class EpochSampler(Sampler[int]):
 
 
 class ShardSampler(Sampler[int]):
-    """Evaluation: rank ``r`` of ``w`` takes positions ``r, r + w, r + 2w, ...`` in order.
+    """Evaluation: rank ``r`` of ``w`` takes indices ``r, r + w, r + 2w, ...`` in order.
 
-    The positions index ``range(n)``, or ``indices`` when given (some samples of a
-    dataset, in that order). Unlike ``DistributedSampler`` nothing is padded or
-    repeated, so the all-reduced sums of a metric are exactly those of a
-    single-process pass.
+    Unlike ``DistributedSampler`` nothing is padded or repeated, so the all-reduced sums
+    of a metric are exactly those of a single-process pass over the split.
     """
 
-    def __init__(self, n: int, rank: int = 0, world_size: int = 1, *,
-                 indices: Sequence[int] | None = None) -> None:
-        self.order = list(indices) if indices is not None else range(n)
-        self.rank, self.world_size = rank, world_size
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.rank, self.world_size = n, rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order[self.rank::self.world_size])
+        return iter(range(self.rank, self.n, self.world_size))
 
     def __len__(self) -> int:
-        return len(self.order[self.rank::self.world_size])
+        return len(range(self.rank, self.n, self.world_size))

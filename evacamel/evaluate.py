@@ -28,11 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from evacamel.distributed import DistInfo, ShardSampler, all_reduce_sum
 from evacamel.loading.loader import collate_for
 from evacamel.losses import CamelLoss, LossTerms
 from evacamel.metrics import (METRIC_DESCRIPTIONS, METRIC_NAMES, MetricAccumulator,
@@ -77,11 +77,11 @@ class EvalBatch:
     depth_pred: torch.Tensor
 
 
-def _loader(dataset: Dataset, sampler: ShardSampler, batch_size: int, collate_fn: Callable,
+def _loader(dataset: Dataset, order: Sequence[int], batch_size: int, collate_fn: Callable,
             num_workers: int, device: torch.device) -> DataLoader:
     # A generator of its own: making the loader's iterator draws a seed from it, and
     # must not draw from the global RNG that training augmentation uses.
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
+    return DataLoader(dataset, batch_size=batch_size, sampler=order, collate_fn=collate_fn,
                       num_workers=num_workers, pin_memory=device.type == "cuda",
                       prefetch_factor=4 if num_workers else None,
                       generator=torch.Generator().manual_seed(0))
@@ -90,8 +90,8 @@ def _loader(dataset: Dataset, sampler: ShardSampler, batch_size: int, collate_fn
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Dataset, transform: BatchTransform, *,
              batch_size: int = 64, indices: Sequence[int] | None = None,
-             loss_fn: CamelLoss | None = None, threshold: float = 0.5,
-             dist_info: DistInfo | None = None, collate_fn: Callable | None = None,
+             loss_fn: CamelLoss | None = None, threshold: float = 0.5, rank: int = 0,
+             world_size: int = 1, collate_fn: Callable | None = None,
              num_workers: int = 0, on_batch: Callable[[EvalBatch], None] | None = None,
              progress: bool = False) -> dict[str, float]:
     """The full metric set of ``model`` on ``dataset`` (or its ``indices``), exactly.
@@ -102,8 +102,9 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: BatchTransform, *,
     that device into ``(x, mask, depth)`` float32, e.g.
     :class:`~evacamel.loading.transforms.EvalTransform`. ``indices``: only these samples,
     in this order. ``loss_fn``: also report the mean of each of :data:`LOSS_TERMS`.
-    ``dist_info``: evaluate this process's shard and all-reduce the sums, so every
-    process gets the values of the whole set. ``on_batch`` sees each
+    ``rank`` of ``world_size`` (a ``torch.distributed`` process group): evaluate every
+    ``world_size``-th sample from ``rank`` on (nothing padded or repeated) and all-reduce
+    the sums, so every process gets the exact values of the whole set. ``on_batch`` sees each
     :class:`EvalBatch` of this process. ``collate_fn`` defaults to
     :func:`~evacamel.loading.loader.collate_for` the dataset.
 
@@ -111,13 +112,12 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: BatchTransform, *,
     the total intersection over the total union), ``samples``, and with ``loss_fn`` the
     loss terms. Raises ValueError when there is no sample to evaluate.
     """
-    dist_info = dist_info or DistInfo()
     device = next(model.parameters()).device
-    sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size, indices=indices)
-    if not len(sampler.order):
+    order = list(indices) if indices is not None else range(len(dataset))
+    if not len(order):
         raise ValueError("nothing to evaluate: the dataset (or the indices given) has no samples")
-    loader = _loader(dataset, sampler, batch_size, collate_fn or collate_for(dataset),
-                     num_workers, device)
+    loader = _loader(dataset, order[rank::world_size], batch_size,
+                     collate_fn or collate_for(dataset), num_workers, device)
     acc = MetricAccumulator(threshold=threshold, device=device)
     losses = torch.zeros(len(LOSS_TERMS) + 1, dtype=torch.float64, device=device)
     was_training = model.training
@@ -136,10 +136,10 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: BatchTransform, *,
                 on_batch(EvalBatch(batch["image"], mask, depth, mask_logits, depth_pred))
     finally:
         model.train(was_training)
-    if dist_info.enabled:
-        all_reduce_sum(acc.state)
-        all_reduce_sum(losses)
-    result = {**acc.compute(), "samples": float(len(sampler.order))}
+    if world_size > 1:
+        dist.all_reduce(acc.state)
+        dist.all_reduce(losses)
+    result = {**acc.compute(), "samples": float(len(order))}
     return {**result, **mean_losses(losses.cpu())} if loss_fn is not None else result
 
 

@@ -69,8 +69,8 @@ from evacamel import paths
 from evacamel.checkpoint import (check_weights, copy_checkpoint, load_checkpoint, load_weights,
                                  rng_state, save_checkpoint, set_rng_state)
 from evacamel.dataset.atomic import atomic_write
-from evacamel.distributed import (DistInfo, EpochSampler, all_reduce_sum, init_distributed,
-                                  resolve_device)
+from evacamel.distributed import (DistInfo, EpochSampler, all_reduce_sum, barrier,
+                                  init_distributed, resolve_device)
 from evacamel.evaluate import LOSS_TERMS, evaluate, loss_sums, mean_losses
 from evacamel.loading.prepare import AUGMENTATIONS, TrainData, training_data
 from evacamel.losses import CamelLoss, LossTerms
@@ -439,7 +439,8 @@ class Trainer:
         """
         result = evaluate(self.raw_model, self.data.test_set if dataset is None else dataset,
                           self.data.eval_transform, batch_size=self.micro_batch,
-                          loss_fn=self.loss_fn, dist_info=self.dist,
+                          loss_fn=self.loss_fn, rank=self.dist.rank,
+                          world_size=self.dist.world_size,
                           collate_fn=self.data.collate_fn, num_workers=self.cfg.num_workers,
                           progress=self.progress)
         losses = {f"test_{k}": result.pop(k) for k in LOSS_TERMS}
@@ -694,6 +695,18 @@ def _epoch_line(row: dict[str, float], epochs: int) -> str:
             f"depth_delta1 {row['depth_delta1']:.4f}  ({row['train_samples_per_s']:.0f} samples/s)")
 
 
+def _training_data(cfg: TrainConfig, dist_info: DistInfo, progress: bool) -> TrainData:
+    """The run's data (:func:`~evacamel.loading.prepare.training_data`). With several
+    processes rank 0 makes what is missing first; the others wait, then open the files."""
+    def prepare(show: bool) -> TrainData:
+        return training_data(cfg.data_profile(), root=cfg.data, augment=cfg.augment,
+                             device=resolve_device(cfg.device, dist_info), progress=show)
+
+    data = prepare(progress) if dist_info.is_main else None
+    barrier()
+    return data if data is not None else prepare(False)
+
+
 def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | None = None,
           train_data: TrainData | None = None, on_step: StepCallback | None = None,
           progress: bool = True, verbose: bool = True, **overrides: Any) -> Trainer:
@@ -712,9 +725,7 @@ def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | N
         cfg = resume_config(resume, out=out, epochs=epochs, changes=overrides)
     else:
         cfg = TrainConfig.from_profile(profile, **overrides)
-    data = train_data or training_data(cfg.data_profile(), root=cfg.data, augment=cfg.augment,
-                                       device=resolve_device(cfg.device, dist_info),
-                                       dist_info=dist_info, progress=progress)
+    data = train_data or _training_data(cfg, dist_info, progress)
     trainer = Trainer(cfg, data, dist_info=dist_info, progress=progress, verbose=verbose)
     if resume is not None:
         trainer.restore(resume)

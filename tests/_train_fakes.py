@@ -109,7 +109,7 @@ def ddp_worker(rank: int, world_size: int, store: str, out: str, results: str) -
         torch.save({"grads": grads, "micro_batch": trainer.micro_batch,
                     "params": {k: v.detach().clone() for k, v in trainer.raw_model.named_parameters()},
                     "history": trainer.history,
-                    "sharded": evaluate(*args, batch_size=1, dist_info=info),
+                    "sharded": evaluate(*args, batch_size=1, rank=rank, world_size=world_size),
                     "alone": evaluate(*args, batch_size=1),
                     "saved": trainer.save("probe.pt") is not None},
                    os.path.join(results, f"rank{rank}.pt"))

@@ -11,8 +11,8 @@ it is), packs it at the profile's input size, computes the training split's stat
 and returns both splits with the device transforms normalised by those statistics. The
 :class:`~evacamel.train.Trainer` only takes the result.
 
-In a multi-process run (``torchrun``) rank 0 prepares while the others wait, then every
-process opens the same files.
+It is one process's work: in a multi-process run (``torchrun``) :func:`evacamel.train.train`
+lets rank 0 call it first and the other processes after, when the files exist.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from torch.utils.data import Dataset
 
 from evacamel.dataset.format import is_complete
 from evacamel.dataset.write import ensure_dataset
-from evacamel.distributed import DistInfo, barrier, resolve_device
 from evacamel.loading.loader import collate_for, open_dataset
 from evacamel.loading.pack import ensure_packed
 from evacamel.loading.stats import ensure_stats
@@ -76,18 +75,14 @@ class TrainData:
         return dataclasses.replace(self, **moved) if moved else self
 
 
-def _prepare_files(profile: Profile, root: Path | None, given: bool, progress: bool,
-                   dist_info: DistInfo) -> tuple[Path, dict[str, Any]]:
-    """The dataset folder and its training statistics, made if missing (rank 0 first)."""
-    if dist_info.is_main:
-        root = root if given else ensure_dataset(profile, root, progress=progress)
-        ensure_packed(profile, root=root, progress=progress)
-        stats = ensure_stats(profile, root=root, progress=progress)
-    barrier()
-    if not dist_info.is_main:
-        root = root if given else ensure_dataset(profile, root, progress=False)
-        stats = ensure_stats(profile, root=root, progress=False)
-    return root, stats
+def _prepare_files(profile: Profile, root: Path | None, progress: bool) -> tuple[Path, dict[str, Any]]:
+    """The dataset folder and its training statistics, each made if missing."""
+    if root is None or not is_complete(root):
+        # A complete dataset named by root is used as it is (any sizes or counts: only the
+        # profile's input/output sizes matter here); otherwise the profile's is made there.
+        root = ensure_dataset(profile, root, progress=progress)
+    ensure_packed(profile, root=root, progress=progress)
+    return root, ensure_stats(profile, root=root, progress=progress)
 
 
 def _train_transform(augment: str, stats: dict[str, Any], device: torch.device) -> EvalTransform:
@@ -104,7 +99,7 @@ def _train_transform(augment: str, stats: dict[str, Any], device: torch.device) 
 
 def training_data(profile: Profile | str | None = None, *, root: str | os.PathLike | None = None,
                   augment: str = "auto", device: torch.device | str | None = None,
-                  dist_info: DistInfo | None = None, progress: bool = True) -> TrainData:
+                  progress: bool = True) -> TrainData:
     """The profile's dataset as :class:`TrainData`, made, packed and measured if needed.
 
     Args:
@@ -113,15 +108,13 @@ def training_data(profile: Profile | str | None = None, *, root: str | os.PathLi
         root: the dataset folder (default ``data/<profile>``). A complete dataset there is
             used as it is, whatever its counts; otherwise the profile's is made there.
         augment: one of :data:`AUGMENTATIONS`.
-        device: where the transforms compute (default: CUDA if available).
-        dist_info: this process in a multi-process run (rank 0 prepares, others wait).
+        device: where the transforms compute (default: CUDA if available, else the CPU).
         progress: progress bars while making, packing and measuring.
     """
     profile = get_profile(profile)
-    device = resolve_device(device)
-    root = Path(root) if root is not None else None
-    given = root is not None and is_complete(root)
-    root, stats = _prepare_files(profile, root, given, progress, dist_info or DistInfo())
+    device = torch.device(device if device is not None else
+                          "cuda" if torch.cuda.is_available() else "cpu")
+    root, stats = _prepare_files(profile, Path(root) if root is not None else None, progress)
     train_set, test_set = (open_dataset(root, split, input_size=profile.input_size,
                                         output_size=profile.output_size)
                            for split in ("train", "test"))
