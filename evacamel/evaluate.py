@@ -123,7 +123,8 @@ def evaluate(model: nn.Module, dataset: Dataset, transform: BatchTransform, *,
     was_training = model.training
     model.eval()
     try:
-        for batch in tqdm(loader, disable=not progress, desc="evaluate", unit="batch", leave=False):
+        for batch in tqdm(loader, disable=not progress, desc="evaluate", unit="batch", leave=False,
+                          mininterval=1.0):  # few refreshes: each is a message in a notebook
             batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                      for k, v in batch.items()}
             x, mask, depth = transform(batch)

@@ -54,7 +54,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -435,14 +435,14 @@ class Trainer:
         the test split), by :func:`evacamel.evaluate.evaluate`, the one evaluation loop.
 
         Each process evaluates its shard; the sums are all-reduced, so every process gets
-        the exact values of the whole split, the ones ``evacamel evaluate`` reports.
+        the exact values of the whole split, the ones ``evacamel evaluate`` reports. No
+        progress bar: the epoch's line follows (and a notebook gets fewer widget messages).
         """
         result = evaluate(self.raw_model, self.data.test_set if dataset is None else dataset,
                           self.data.eval_transform, batch_size=self.micro_batch,
                           loss_fn=self.loss_fn, rank=self.dist.rank,
                           world_size=self.dist.world_size,
-                          collate_fn=self.data.collate_fn, num_workers=self.cfg.num_workers,
-                          progress=self.progress)
+                          collate_fn=self.data.collate_fn, num_workers=self.cfg.num_workers)
         losses = {f"test_{k}": result.pop(k) for k in LOSS_TERMS}
         result.pop("samples")
         return {**losses, **result}
@@ -676,8 +676,13 @@ def _first_line(exc: BaseException) -> str:
     return first if isinstance(exc, ValueError) and first else f"{type(exc).__name__}: {first}"
 
 
-def _progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Any:
-    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
+def _progress(steps: range, enabled: bool, **kwargs: Any) -> Any:
+    """A progress bar over ``steps`` that refreshes at most ~10 times (and once a second):
+    in a notebook each refresh is a few widget messages, and at tqdm's default rate a
+    quick-profile cell sent ~2,700, enough for a headless executor (nbval, the book
+    build) to lose the cell's last message and fail waiting for it."""
+    return tqdm(steps, disable=not enabled, dynamic_ncols=True, mininterval=1.0,
+                miniters=max(1, len(steps) // 10), **kwargs)
 
 
 def _train_postfix(sums: torch.Tensor, lr: float) -> dict[str, str]:
