@@ -2,8 +2,13 @@
 
 Every notebook starts with::
 
-    print(runtime_report())   # the device, and on Colab how to get a GPU when there is none
-    # use_google_drive()      # on Colab: keep data/ and runs/ on your Drive (survives disconnects)
+    KEEP_RUNS_ON_DRIVE = False  # @param {type:"boolean"}
+    profile = setup_notebook(keep_runs_on_drive=KEEP_RUNS_ON_DRIVE)
+
+which prints the device (and on Colab how to get a GPU when there is none) and the profile,
+and on Colab, when asked, keeps the *runs* folder (checkpoints and histories: megabytes) on
+Google Drive so that training resumes after a disconnect. Datasets never go to Drive: they
+are many small files, gigabytes at the full profile, and are remade (or rendered) per session.
 
 :func:`widget_frontend` says whether the running cell has a frontend that shows
 ipywidgets (Jupyter, JupyterLab, VS Code, Colab) or is executed headless (``jupyter-book
@@ -24,8 +29,10 @@ from typing import Any
 import torch
 from tqdm.std import tqdm as text_bar
 
-__all__ = ["in_colab", "runtime_report", "use_google_drive", "widget_frontend", "progress_bar",
-           "HEADLESS_ENV"]
+from evacamel.profiles import Profile, get_profile
+
+__all__ = ["in_colab", "runtime_report", "use_google_drive", "setup_notebook", "widget_frontend",
+           "progress_bar", "HEADLESS_ENV"]
 
 HEADLESS_ENV = "EVACAMEL_HEADLESS"  # "1": never make widgets (CI, book build); "0": always
 _YES, _NO = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
@@ -53,25 +60,50 @@ def runtime_report() -> str:
 
 
 def use_google_drive(folder: str = "evacamel", mountpoint: str = "/content/drive") -> Path:
-    """Mount Google Drive (on Colab) and keep datasets and runs in ``MyDrive/<folder>``.
+    """Mount Google Drive (on Colab) and keep training runs in ``MyDrive/<folder>/runs``.
 
-    Sets ``EVACAMEL_DATA`` and ``EVACAMEL_RUNS`` (see :mod:`evacamel.paths`), so datasets
-    and checkpoints outlive the Colab session and training resumes after a disconnect.
+    Sets ``EVACAMEL_RUNS`` (see :mod:`evacamel.paths`): checkpoints and histories (a few
+    megabytes per run) outlive the Colab session, and ``train(..., resume=True)`` continues
+    after a disconnect. Datasets stay on the machine's own disk (``data/``): at the full
+    profile they are gigabytes of small files, more than Drive's free quota holds.
+
+    Returns:
+        The runs folder on Drive.
 
     Raises:
         RuntimeError: not running on Colab.
     """
     if not in_colab():
         raise RuntimeError("use_google_drive() works on Colab only; elsewhere set "
-                           "EVACAMEL_DATA and EVACAMEL_RUNS to any folder")
-    from google.colab import drive  # type: ignore[import-not-found]
+                           "EVACAMEL_RUNS to any folder")
+    from google.colab import drive  # type: ignore[import-not-found]  # Colab only
 
     drive.mount(mountpoint)
-    root = Path(mountpoint) / "MyDrive" / folder
-    for name, env in (("data", "EVACAMEL_DATA"), ("runs", "EVACAMEL_RUNS")):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        os.environ[env] = str(root / name)
-    return root
+    runs = Path(mountpoint) / "MyDrive" / folder / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    os.environ["EVACAMEL_RUNS"] = str(runs)
+    return runs
+
+
+def setup_notebook(keep_runs_on_drive: bool = False) -> Profile:
+    """A chapter's first step: print the runtime and the profile; on Colab, if asked,
+    keep runs on Google Drive (:func:`use_google_drive`).
+
+    Args:
+        keep_runs_on_drive: on Colab, mount Drive and keep checkpoints there; ignored
+            (with a note) elsewhere, where ``runs/`` already survives the session.
+
+    Returns:
+        The profile the chapter runs (:func:`evacamel.profiles.get_profile`).
+    """
+    print(runtime_report())
+    if keep_runs_on_drive and in_colab():
+        print(f"runs kept on Google Drive: {use_google_drive()}")
+    elif keep_runs_on_drive:
+        print("KEEP_RUNS_ON_DRIVE applies on Colab only: here runs/ is already kept on disk")
+    profile = get_profile()
+    print(f"profile: {profile.name} - {profile.description}")
+    return profile
 
 
 def widget_frontend() -> bool:

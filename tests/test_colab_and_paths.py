@@ -23,18 +23,44 @@ def test_drive_refuses_outside_colab(monkeypatch):
         colab.use_google_drive()
 
 
-def test_drive_points_data_and_runs_at_the_drive(monkeypatch, tmp_path):
-    mounted = []
+def _fake_colab(monkeypatch) -> list:
+    mounted: list = []
     fake = types.ModuleType("google.colab")
     fake.drive = types.SimpleNamespace(mount=mounted.append)
     monkeypatch.setitem(sys.modules, "google.colab", fake)
     monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
     monkeypatch.delenv("EVACAMEL_DATA", raising=False)
     monkeypatch.delenv("EVACAMEL_RUNS", raising=False)
-    root = colab.use_google_drive(mountpoint=str(tmp_path))
-    assert mounted == [str(tmp_path)]
-    assert paths.data_dir() == root / "data" and paths.runs_dir() == root / "runs"
-    assert paths.dataset_dir("quick") == root / "data" / "quick"
+    return mounted
+
+
+def test_drive_keeps_runs_only(monkeypatch, tmp_path):
+    mounted = _fake_colab(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    runs = colab.use_google_drive(mountpoint=str(tmp_path / "drive"))
+    assert mounted == [str(tmp_path / "drive")]
+    assert paths.runs_dir() == runs == tmp_path / "drive" / "MyDrive" / "evacamel" / "runs"
+    assert paths.run_dir("full") == runs / "full"
+    # datasets (gigabytes of small files at the full profile) stay on the machine's disk
+    assert paths.data_dir() == tmp_path / "data"
+
+
+def test_setup_notebook_mounts_drive_only_when_asked(monkeypatch, tmp_path, capsys):
+    mounted = _fake_colab(monkeypatch)
+    monkeypatch.setenv("EVACAMEL_PROFILE", "quick")
+    monkeypatch.setattr(colab, "use_google_drive", lambda: mounted.append("drive") or tmp_path)
+    assert colab.setup_notebook(keep_runs_on_drive=False).name == "quick"
+    assert mounted == []
+    colab.setup_notebook(keep_runs_on_drive=True)
+    assert mounted == ["drive"] and "runs kept on Google Drive" in capsys.readouterr().out
+
+
+def test_setup_notebook_outside_colab_says_the_box_does_nothing(monkeypatch, capsys):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setenv("EVACAMEL_PROFILE", "quick")
+    colab.setup_notebook(keep_runs_on_drive=True)
+    out = capsys.readouterr().out
+    assert "Colab only" in out and "profile: quick" in out
 
 
 def test_project_dir_is_found_from_a_subfolder(tmp_path, monkeypatch):
