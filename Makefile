@@ -9,8 +9,21 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.evacamel-installed
 # Unit tests run on this many pytest-xdist workers; notebooks run one after another.
 JOBS   ?= 2
+# The longest a notebook cell may run (s) before nbval fails it: a hang fails fast. The
+# slowest cell (notebook 05's training, quick profile) takes a few minutes on 2 busy cores.
+# jupyter-book's limit is execute.timeout in _config.yml (the same number).
+CELL_TIMEOUT ?= 600
+NBVAL := $(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	--nbval-cell-timeout $(CELL_TIMEOUT) --durations=0 --durations-min=5
 
 export PYTHONHASHSEED := 0
+# Torch's OpenMP threads busy-wait by default; on 2 shared cores the spinning starves the
+# working threads (a training step: 7-12x slower under load). Idle threads sleep instead.
+# (tests/conftest.py also gives each pytest-xdist worker its share of the cores.)
+export OMP_WAIT_POLICY ?= PASSIVE
+# Every target here runs notebooks without a frontend: no ipywidgets, no notebook progress
+# bars (evacamel.colab.widget_frontend; executors are also recognised without this).
+export EVACAMEL_HEADLESS := 1
 
 .PHONY: all install test unit notebooks book browser-check bench overview-figure clean help
 
@@ -27,17 +40,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) tests
-	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		--nbval-cell-timeout 900 notebooks
+test: unit notebooks
 
 unit: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) tests
+	$(PY) -m pytest -n $(JOBS) --durations=10 tests
 
 notebooks: $(STAMP)
-	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		--nbval-cell-timeout 900 notebooks
+	$(NBVAL) notebooks
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml -W -n --keep-going

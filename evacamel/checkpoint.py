@@ -21,15 +21,18 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+__all__ = ["save_checkpoint", "copy_checkpoint", "load_checkpoint", "check_weights",
+           "load_weights", "rng_state", "set_rng_state"]
 
 
 @contextlib.contextmanager
@@ -63,6 +66,19 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the checkpoint ``src`` to ``dst`` atomically (e.g. ``last.pt`` -> ``best.pt``).
+
+    The copy goes to a fresh temporary name beside ``dst`` and replaces it only when
+    complete; on any failure (a full disk) the temporary file is removed and ``dst`` is
+    left as it was.
+    """
+    dst = Path(dst)
+    with open(src, "rb") as source, _atomic_file(dst) as f:
+        shutil.copyfileobj(source, f, 1 << 20)
+    return dst
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
@@ -76,12 +92,50 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise  # unreadable (permissions, I/O): the message names the file already
     except Exception as exc:  # torch raises several types for a bad file
-        raise ValueError(f"{path}: not a readable evacamel checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise ValueError(f"{path}: holds pickled Python code ({found.group(1)}), which is never "
+                             f"loaded; a checkpoint holds only tensors, numbers, strings, lists "
+                             f"and dicts (use one written by `evacamel train`)") from exc
+        raise ValueError(f"{path}: not a readable evacamel checkpoint (truncated, or not written "
+                         f"by `evacamel train`: {type(exc).__name__})") from exc
     if not isinstance(state, dict):
         raise ValueError(f"{path}: a checkpoint must hold a dict, found {type(state).__name__}")
     return state
+
+
+def check_weights(expected: Mapping[str, torch.Tensor], weights: Any, model: str = "model") -> None:
+    """Raise ValueError, in one line, unless ``weights`` has exactly the tensors (names and
+    shapes) of ``expected`` (a model's ``state_dict()``; on the ``meta`` device is enough).
+
+    The first missing, unexpected or differently shaped tensor is named: a model of
+    another width shows here.
+    """
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"the model weights are a {type(weights).__name__}, not a dict of tensors")
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong = [k for k in expected if k in weights and (
+        not isinstance(weights[k], torch.Tensor) or weights[k].shape != expected[k].shape)]
+    if wrong:
+        k = wrong[0]
+        found = list(weights[k].shape) if isinstance(weights[k], torch.Tensor) else type(weights[k]).__name__
+        raise ValueError(f"weights of another model: {k} is {found} there, "
+                         f"{list(expected[k].shape)} in this {model} ({len(wrong)} tensors differ; "
+                         f"another width?)")
+    if missing or unexpected:
+        first = f"no {missing[0]!r}" if missing else f"an unexpected {unexpected[0]!r}"
+        raise ValueError(f"weights of another model: {first} ({len(missing)} missing, "
+                         f"{len(unexpected)} unexpected for this {model})")
+
+
+def load_weights(model: torch.nn.Module, weights: Any) -> None:
+    """``model.load_state_dict(weights)`` after :func:`check_weights` (ValueError, one line)."""
+    check_weights(model.state_dict(), weights, type(model).__name__)
+    model.load_state_dict(weights)
 
 
 _PRIMITIVES = (type(None), bool, int, float, str, torch.Tensor, torch.Size)

@@ -24,8 +24,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-__all__ = ["DistInfo", "init_distributed", "destroy_distributed", "all_reduce_sum", "barrier",
-           "EpochSampler", "ShardSampler"]
+__all__ = ["DistInfo", "init_distributed", "destroy_distributed", "resolve_device",
+           "all_reduce_sum", "barrier", "EpochSampler", "ShardSampler"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,22 @@ def init_distributed(backend: str | None = None) -> DistInfo:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def resolve_device(name: str | torch.device | None = "auto",
+                   dist_info: DistInfo | None = None) -> torch.device:
+    """The device this process computes on.
+
+    ``auto`` (or ``None``) is ``cuda`` when available, else ``cpu``; other names as given
+    (``cpu``, ``cuda``, ``cuda:1``). In a multi-process run a bare ``cuda`` becomes this
+    process's GPU, ``cuda:<local_rank>``.
+    """
+    if name is None or name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and dist_info is not None and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    return device
 
 
 def destroy_distributed() -> None:

@@ -46,11 +46,29 @@ __all__ = [
     "per_sample_depth_ssim",
     "MetricAccumulator",
     "METRIC_NAMES",
+    "METRIC_DIRECTION",
+    "METRIC_DESCRIPTIONS",
     "seed_depth_accuracy_to_ssim",
 ]
 
 METRIC_NAMES = ("mask_accuracy", "mask_iou", "mask_dice", "depth_ssim", "depth_rmse",
                 "depth_rmse_m", "depth_absrel", "depth_delta1")
+
+METRIC_DIRECTION = {name: "max" for name in METRIC_NAMES}
+METRIC_DIRECTION.update(depth_rmse="min", depth_rmse_m="min", depth_absrel="min")
+"""Whether a larger (``max``) or smaller (``min``) value of each metric is better."""
+
+METRIC_DESCRIPTIONS = {
+    "mask_accuracy": "share of pixels classified right (threshold 0.5)",
+    "mask_iou": "camel intersection / union, over the whole split",
+    "mask_dice": "2 |P n T| / (|P| + |T|), over the whole split",
+    "depth_ssim": "mean SSIM of depth (log-depth target in [0, 1])",
+    "depth_rmse": "RMSE of the depth target (units of [0, 1])",
+    "depth_rmse_m": "RMSE in meters, ground pixels (not sky)",
+    "depth_absrel": "mean |d - d*| / d*, ground pixels",
+    "depth_delta1": "share of ground pixels with max(d/d*, d*/d) < 1.25",
+}
+"""One line per metric saying what it measures (for tables)."""
 
 _SSIM_WINDOW = 11
 

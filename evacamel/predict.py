@@ -1,43 +1,61 @@
-"""Evaluation and prediction from a checkpoint: metrics on a split, masks and depth for any pair.
+"""Prediction from a checkpoint: a trained model for any image pair, and its dataset split.
 
 A training checkpoint (:mod:`evacamel.train`) carries the model's config (width, input
 size) and the input normalisation, so everything here needs only its path::
 
     model = load_model("runs/quick/best.pt")
-    metrics = evaluate(model, split="test")        # the full metric set, exact over the split
     pred = predict_pair(model, bg, fg_bg)          # any H x W: mask and depth at H x W
     predict_files(model, "bg.jpg", "fg_bg.jpg", out_dir="out/")   # PNGs on disk
+    test_set = open_split(model, split="test")     # for evacamel.evaluate:
+    metrics = evaluate(model.model, test_set, model.transform)
+
+Metrics on a split, per-sample scores and predictions of dataset samples come from the
+one evaluation loop, :mod:`evacamel.evaluate`.
 
 Prediction on an image pair of any size: both images are resized to the model's input
 size with area filtering (as the training data were made, :func:`evacamel.loading.batch.
-make_batch`), stacked and normalised as in training, run through the model, and the
-outputs are resized back (bilinear, antialiased) to the input's ``H x W``. The mask is
+make_image`), stacked and normalised as in training, run through the model in fp32, and
+the outputs are resized back (bilinear, antialiased) to the input's ``H x W``. The mask is
 written as an 8-bit PNG (0/255), the depth as a 16-bit PNG in meters * 64
 (:mod:`evacamel.depth_units`), plus a colour preview of the depth.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from PIL import Image
+from torch.utils.data import Dataset
 
-from evacamel.checkpoint import load_checkpoint
+from evacamel.checkpoint import load_checkpoint, load_weights
 from evacamel.dataset.atomic import atomic_write
+from evacamel.dataset.codec import encode_depth, encode_mask, read_image
+from evacamel.dataset.plan import derive_seed
+from evacamel.dataset.write import ensure_dataset
 from evacamel.depth_units import FAR_M, NEAR_M, target_to_meters
-from evacamel.metrics import (METRIC_NAMES, MetricAccumulator, per_sample_depth_ssim,
-                              per_sample_iou)
+from evacamel.distributed import resolve_device
+from evacamel.loading.batch import make_image
+from evacamel.loading.loader import open_dataset
+from evacamel.loading.transforms import EvalTransform, normalize, stats_from_normalization
+from evacamel.metrics import seed_depth_accuracy_to_ssim
 from evacamel.model import CamelUNet, split_outputs
+from evacamel.profiles import get_profile
+from evacamel.viz import depth_to_rgb
+from evacamel.world.background import render_backgrounds
+from evacamel.world.camel import render_camels
+from evacamel.world.compose import compose, sample_placements
 
 __all__ = ["LoadedModel", "Prediction", "load_model", "prepare_pair", "predict_pair",
-           "predict_files", "evaluate", "format_metrics", "score_samples", "predict_samples",
-           "open_split", "render_new_pairs", "compare_with_seed", "SEED_REPORTED"]
+           "predict_files", "open_split", "render_new_pairs", "compare_with_seed",
+           "SEED_REPORTED"]
 
 
 @dataclass
@@ -58,25 +76,26 @@ class LoadedModel:
     """The checkpoint's ``config``, ``best``, ``metrics``, ``epoch`` and ``global_step``."""
 
     def __post_init__(self) -> None:
-        from evacamel.loading.transforms import EvalTransform
-        from evacamel.train import stats_from_normalization
-
         self.transform = EvalTransform(stats_from_normalization(self.mean, self.std),
                                        device=self.device)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised ``B x 6 x S x S`` -> ``(mask_logits, depth)`` each ``B x 1 x S/2 x S/2`` fp32."""
-        return split_outputs(self.model(x.to(self.device)).float())
+        """Normalised ``B x 6 x S x S`` -> ``(mask_logits, depth)`` each ``B x 1 x S/2 x S/2``,
+        computed in fp32 (also inside an ``autocast`` block)."""
+        with torch.autocast(self.device.type, enabled=False):
+            return split_outputs(self.model(x.to(self.device)).float())
 
 
 def load_model(checkpoint: str | os.PathLike | LoadedModel,
                device: str | torch.device | None = None) -> LoadedModel:
     """The model of a training checkpoint (``best.pt``/``last.pt``), in eval mode.
 
+    ``device``: default CUDA if available, else the CPU.
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a training checkpoint (the message names the file).
+        ValueError: not a usable training checkpoint (one line naming the file).
     """
     if isinstance(checkpoint, LoadedModel):
         return checkpoint
@@ -84,19 +103,21 @@ def load_model(checkpoint: str | os.PathLike | LoadedModel,
     for key in ("model", "model_config", "normalization"):
         if key not in state:
             raise ValueError(f"{checkpoint}: not an evacamel training checkpoint (no {key!r})")
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
-    mc = state["model_config"]
-    model = CamelUNet(width=int(mc["width"]), in_channels=int(mc.get("in_channels", 6)))
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    info = {k: state.get(k) for k in ("config", "best", "metrics", "epoch", "global_step")}
-    info["path"] = str(checkpoint)
-    return LoadedModel(model=model, input_size=int(mc["input_size"]),
-                       output_size=int(mc["output_size"]),
-                       mean=[float(v) for v in state["normalization"]["mean"]],
-                       std=[float(v) for v in state["normalization"]["std"]],
-                       device=device, info=info)
+    try:
+        mc, norm = state["model_config"], state["normalization"]
+        model = CamelUNet(width=int(mc["width"]), in_channels=int(mc.get("in_channels", 6)))
+        load_weights(model, state["model"])
+        loaded = LoadedModel(model=model, input_size=int(mc["input_size"]),
+                             output_size=int(mc["output_size"]),
+                             mean=[float(v) for v in norm["mean"]],
+                             std=[float(v) for v in norm["std"]], device=resolve_device(device))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{checkpoint}: not a usable evacamel training checkpoint ({text})") from exc
+    loaded.model.to(loaded.device).eval()
+    loaded.info = {k: state.get(k) for k in ("config", "best", "metrics", "epoch", "global_step")}
+    loaded.info["path"] = str(checkpoint)
+    return loaded
 
 
 # ----------------------------------------------------------------------------------------
@@ -122,8 +143,6 @@ class Prediction:
 def _as_image(img: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
     """A ``3 x H x W`` uint8 or float [0, 1] tensor, or an image file -> ``3 x H x W`` tensor."""
     if isinstance(img, (str, os.PathLike)):
-        from evacamel.dataset.codec import read_image
-
         return read_image(img, channels=3)
     if not isinstance(img, torch.Tensor) or img.ndim != 3 or img.shape[0] != 3:
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
@@ -134,8 +153,6 @@ def _as_image(img: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
 def prepare_pair(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int) -> torch.Tensor:
     """Two RGB images (uint8 or float in [0, 1], ``3 x H x W``, same size) -> uint8
     ``1 x 6 x S x S``, area-resized exactly as the training data were."""
-    from evacamel.loading.batch import make_image
-
     if bg.shape != fg_bg.shape:
         raise ValueError(f"bg {tuple(bg.shape)} and fg_bg {tuple(fg_bg.shape)} differ in size")
     return make_image(bg[None], fg_bg[None], input_size)
@@ -160,12 +177,11 @@ def predict_pair(model: LoadedModel | str | os.PathLike, bg: torch.Tensor | str 
     model = load_model(model)
     bg, fg_bg = _as_image(bg, "bg"), _as_image(fg_bg, "fg_bg")
     size = tuple(bg.shape[-2:])
+    if min(size) < 2:
+        raise ValueError(f"the images are {size[1]} x {size[0]} pixels; a pair needs at least "
+                         f"2 x 2 (the model sees them at {model.input_size} x {model.input_size})")
     image = prepare_pair(bg, fg_bg, model.input_size).to(model.device)
-    n = model.output_size
-    dummy = {"image": image,
-             "mask": torch.zeros(1, 1, n, n, dtype=torch.uint8, device=model.device),
-             "depth": torch.zeros(1, 1, n, n, dtype=torch.uint16, device=model.device)}
-    x, _, _ = model.transform(dummy)
+    x = normalize(image.float().div_(255.0), model.transform.mean, model.transform.std)
     logits, depth = model(x)
     prob = _resize_to(torch.sigmoid(logits), size).clamp(0, 1)[0].cpu()
     depth_t = _resize_to(depth.clamp(0, 1), size).clamp(0, 1)[0].cpu()
@@ -175,38 +191,50 @@ def predict_pair(model: LoadedModel | str | os.PathLike, bg: torch.Tensor | str 
 
 def predict_files(model: LoadedModel | str | os.PathLike, bg: str | os.PathLike,
                   fg_bg: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-                  name: str | None = None) -> dict[str, Path]:
+                  name: str | None = None, overwrite: bool = False) -> dict[str, Path]:
     """Predict one pair of image files and write the results next to each other.
 
     Writes (atomically) ``<name>_mask.png`` (8-bit, 0/255), ``<name>_depth.png`` (16-bit,
     meters * 64) and ``<name>_depth_preview.png`` (colour map, near = bright), each at the
-    input's size. ``out_dir`` defaults to the composite's folder; ``name`` to its stem.
+    input's size. ``out_dir`` defaults to the composite's folder; ``name`` (a plain file
+    name prefix) to its stem.
 
     Returns:
         ``{"mask": path, "depth": path, "preview": path}``.
+
+    Raises:
+        FileExistsError: an output exists (and ``overwrite`` is false) or is an input.
+        ValueError: ``name`` is not a plain file name (it would write outside ``out_dir``).
     """
-    import io
-
-    from PIL import Image
-
-    from evacamel.dataset.codec import encode_depth, encode_mask
-    from evacamel.viz import depth_to_rgb
-
     fg_bg = Path(fg_bg)
     out = Path(out_dir) if out_dir is not None else fg_bg.parent
-    name = name or fg_bg.stem
+    name = fg_bg.stem if name is None else name
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise ValueError(f"--name {name!r}: give a plain file name prefix, without folders")
+    paths = {"mask": out / f"{name}_mask.png", "depth": out / f"{name}_depth.png",
+             "preview": out / f"{name}_depth_preview.png"}
+    _check_outputs(paths.values(), inputs=(Path(bg), fg_bg), overwrite=overwrite)
     pred = predict_pair(model, bg, fg_bg)
     mask_u8 = (pred.mask[0] * 255).to(torch.uint8).numpy()
     preview = (depth_to_rgb(pred.depth_m) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     buf = io.BytesIO()
     Image.fromarray(preview, "RGB").save(buf, "PNG")
-    paths = {"mask": out / f"{name}_mask.png", "depth": out / f"{name}_depth.png",
-             "preview": out / f"{name}_depth_preview.png"}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(paths["mask"], encode_mask(mask_u8))
     atomic_write(paths["depth"], encode_depth(pred.depth_m))
     atomic_write(paths["preview"], buf.getvalue())
     return paths
+
+
+def _check_outputs(outputs: Iterable[Path], *, inputs: Iterable[Path], overwrite: bool) -> None:
+    """Refuse to write over an input, or over an existing file unless ``overwrite``."""
+    given = {p.resolve() for p in inputs}
+    for path in outputs:
+        if path.resolve() in given:
+            raise FileExistsError(f"{path}: is one of the input images; choose another --name or --out")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: exists; pass --overwrite to replace it, or choose "
+                                  f"another --name or --out")
 
 
 # ----------------------------------------------------------------------------------------
@@ -220,116 +248,11 @@ def open_split(model: LoadedModel, data: str | os.PathLike | Dataset | None = No
     folder (packed cache, files or zip parts), or ``None`` for the checkpoint profile's."""
     if isinstance(data, Dataset):
         return data
-    from evacamel.loading.loader import open_dataset
-
     if data is None:
-        from evacamel.dataset.write import ensure_dataset
-
         profile = (model.info.get("config") or {}).get("profile") or "quick"
         cfg_data = (model.info.get("config") or {}).get("data")
         data = cfg_data or ensure_dataset(profile)
     return open_dataset(data, split, input_size=model.input_size, output_size=model.output_size)
-
-
-def _batches(model: LoadedModel, dataset: Dataset, batch_size: int, progress: bool,
-             indices: Sequence[int] | None = None):
-    from tqdm.auto import tqdm
-
-    from evacamel.loading.loader import collate_for
-
-    subset = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False,
-                        collate_fn=collate_for(dataset),
-                        pin_memory=model.device.type == "cuda")
-    for batch in tqdm(loader, disable=not progress, desc="evaluate", unit="batch", leave=False):
-        batch = {k: v.to(model.device, non_blocking=True) for k, v in batch.items()}
-        x, mask, depth = model.transform(batch)
-        logits, depth_pred = model(x)
-        yield batch, mask, depth, logits, depth_pred
-
-
-@torch.no_grad()
-def evaluate(model: LoadedModel | str | os.PathLike,
-             data: str | os.PathLike | Dataset | None = None, split: str = "test", *,
-             batch_size: int = 64, threshold: float = 0.5, progress: bool = False
-             ) -> dict[str, float]:
-    """The full metric set (:data:`evacamel.metrics.METRIC_NAMES`) of a checkpoint on a split.
-
-    Exact dataset-level values (IoU is total intersection over total union, etc.).
-    ``data``: a dataset folder or Dataset (default: the checkpoint profile's dataset).
-    """
-    model = load_model(model)
-    dataset = open_split(model, data, split)
-    acc = MetricAccumulator(threshold=threshold, device=model.device)
-    for _, mask, depth, logits, depth_pred in _batches(model, dataset, batch_size, progress):
-        acc.update(logits, depth_pred, mask, depth)
-    result = acc.compute()
-    result["samples"] = float(len(dataset))
-    return result
-
-
-METRIC_DESCRIPTIONS = {
-    "mask_accuracy": "share of pixels classified right (threshold 0.5)",
-    "mask_iou": "camel intersection / union, over the whole split",
-    "mask_dice": "2 |P n T| / (|P| + |T|), over the whole split",
-    "depth_ssim": "mean SSIM of depth (log-depth target in [0, 1])",
-    "depth_rmse": "RMSE of the depth target (units of [0, 1])",
-    "depth_rmse_m": "RMSE in meters, ground pixels (not sky)",
-    "depth_absrel": "mean |d - d*| / d*, ground pixels",
-    "depth_delta1": "share of ground pixels with max(d/d*, d*/d) < 1.25",
-}
-
-
-def format_metrics(metrics: dict[str, float], title: str | None = None) -> str:
-    """A plain-text table: one metric per line with its value and what it measures."""
-    lines = [title] if title else []
-    lines.append(f"{'metric':<15}{'value':>10}  definition")
-    for name in METRIC_NAMES:
-        if name in metrics:
-            lines.append(f"{name:<15}{metrics[name]:>10.4f}  {METRIC_DESCRIPTIONS[name]}")
-    if "samples" in metrics:
-        lines.append(f"{'samples':<15}{int(metrics['samples']):>10d}")
-    return "\n".join(lines)
-
-
-@torch.no_grad()
-def score_samples(model: LoadedModel | str | os.PathLike,
-                  data: str | os.PathLike | Dataset | None = None, split: str = "test", *,
-                  batch_size: int = 64, progress: bool = False) -> dict[str, torch.Tensor]:
-    """Per-sample scores over a split: ``{"iou": N float64, "depth_ssim": N float64}``
-    in dataset order (e.g. to find the worst cases: ``scores["iou"].argsort()[:8]``)."""
-    model = load_model(model)
-    dataset = open_split(model, data, split)
-    ious, ssims = [], []
-    for _, mask, depth, logits, depth_pred in _batches(model, dataset, batch_size, progress):
-        ious.append(per_sample_iou(logits, mask).cpu())
-        ssims.append(per_sample_depth_ssim(depth_pred, depth).cpu())
-    return {"iou": torch.cat(ious), "depth_ssim": torch.cat(ssims)}
-
-
-@torch.no_grad()
-def predict_samples(model: LoadedModel | str | os.PathLike, dataset: Dataset,
-                    indices: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Inputs, targets and predictions of some samples of a dataset, as float CPU tensors.
-
-    Returns ``{"bg", "fg_bg"}`` ``N x 3 x S x S`` in [0, 1]; ``"mask"``, ``"depth"`` (targets)
-    and ``"mask_prob"``, ``"depth_pred"`` (predictions, depth in target units [0, 1])
-    ``N x 1 x s x s``; ``"iou"``, ``"depth_ssim"`` ``N`` per-sample scores.
-    """
-    model = load_model(model)
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in (
-        "bg", "fg_bg", "mask", "depth", "mask_prob", "depth_pred", "iou", "depth_ssim")}
-    for batch, mask, depth, logits, depth_pred in _batches(model, dataset, 64, False, indices):
-        image = batch["image"].float() / 255.0
-        out["bg"].append(image[:, :3].cpu())
-        out["fg_bg"].append(image[:, 3:].cpu())
-        out["mask"].append(mask.cpu())
-        out["depth"].append(depth.cpu())
-        out["mask_prob"].append(torch.sigmoid(logits).cpu())
-        out["depth_pred"].append(depth_pred.clamp(0, 1).cpu())
-        out["iou"].append(per_sample_iou(logits, mask).cpu())
-        out["depth_ssim"].append(per_sample_depth_ssim(depth_pred, depth).cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------------------
@@ -351,14 +274,6 @@ def render_new_pairs(profile: Any = None, n: int = 4, *, size: int | None = None
         size x size`` in {0, 1}, ``"depth_m"`` ``n x 1 x size x size`` meters
         (``size`` default: the profile's source size).
     """
-    import json
-
-    from evacamel.world.compose import compose, sample_placements
-    from evacamel.dataset.plan import derive_seed
-    from evacamel.profiles import get_profile
-    from evacamel.world.background import render_backgrounds
-    from evacamel.world.camel import render_camels
-
     p = get_profile(profile)
     size = size or p.source_size
     used: set[int] = set()
@@ -394,8 +309,6 @@ def compare_with_seed(metrics: dict[str, float]) -> str:
     test split shared backgrounds and camels with training: a comparison of definitions,
     not a contest on the same data.
     """
-    from evacamel.metrics import seed_depth_accuracy_to_ssim
-
     seed_ssim = seed_depth_accuracy_to_ssim(SEED_REPORTED["depth_accuracy"])
     rows = [("mask_accuracy", "mask accuracy 98.89%", SEED_REPORTED["mask_accuracy"]),
             ("mask_iou", "not reported", None), ("mask_dice", "not reported", None),

@@ -3,7 +3,12 @@
 ::
 
     cfg = TrainConfig.from_profile("quick", epochs=5, lr=3e-3)
-    history = Trainer(cfg).fit()           # or: evacamel train --profile quick --epochs 5
+    data = training_data(cfg.data_profile())  # evacamel.loading.prepare: dataset, cache, stats
+    history = Trainer(cfg, data).fit()        # or: evacamel train --profile quick --epochs 5
+
+The Trainer takes its data; it never makes a dataset (:func:`train` and the command do
+that first). The configuration is frozen: derive a variant with ``dataclasses.replace``;
+``cfg.steps_per_epoch(len(data.train_set))`` says how long an epoch is before training.
 
 What one step does (:meth:`Trainer.train_step`)::
 
@@ -14,7 +19,8 @@ What one step does (:meth:`Trainer.train_step`)::
 The speed techniques, each a :class:`TrainConfig` field:
 
 * ``amp``: bf16 autocast on CUDA (fp16 with a gradient scaler where bf16 is missing);
-  fp32 on CPU. Losses and metrics are always computed in fp32.
+  fp32 on CPU. Losses and metrics are always computed in fp32, and evaluation
+  (:mod:`evacamel.evaluate`, the one loop) runs the model in fp32.
 * ``channels_last``: NHWC memory layout on CUDA, what tensor cores want for convs.
 * cudnn autotuning (``torch.backends.cudnn.benchmark``) on CUDA: fixed input sizes.
 * ``compile``: ``torch.compile`` (off by default: it takes a minute to compile).
@@ -25,10 +31,11 @@ Checkpoints (:mod:`evacamel.checkpoint`): ``last.pt`` every ``checkpoint_every``
 and at the end of each epoch, ``best.pt`` when the one declared ``best_metric``
 improves. Each holds the model, optimiser, scheduler, grad scaler, every RNG state, the
 epoch, the step within it, and the data order (a permutation drawn from
-``seed + epoch``, see :class:`evacamel.distributed.EpochSampler`), so
-``Trainer.resume(path).fit()`` ends with the same weights as a run never interrupted.
-Each also holds the model config and the input normalisation, so prediction needs
-nothing else (:mod:`evacamel.predict`).
+``seed + epoch``, see :class:`evacamel.distributed.EpochSampler`), so a run resumed from
+it (:meth:`Trainer.resume`) ends with the same weights as a run never interrupted. Each
+also holds the model config and the input normalisation, so prediction needs nothing
+else (:mod:`evacamel.predict`). ``fit(on_step=stop_after(n))`` stops after step ``n``
+without saving, as a disconnect would (tests and demonstrations of resume).
 
 Multi-GPU: ``torchrun --nproc_per_node=N -m evacamel train ...``; each process takes
 its slice of every global batch, gradients are averaged by DistributedDataParallel,
@@ -46,9 +53,8 @@ import io
 import json
 import math
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,25 +65,26 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from evacamel import paths
-from evacamel.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from evacamel.checkpoint import (check_weights, copy_checkpoint, load_checkpoint, load_weights,
+                                 rng_state, save_checkpoint, set_rng_state)
 from evacamel.dataset.atomic import atomic_write
-from evacamel.distributed import (DistInfo, EpochSampler, ShardSampler, all_reduce_sum,
-                                  barrier, init_distributed)
+from evacamel.distributed import (DistInfo, EpochSampler, all_reduce_sum, barrier,
+                                  init_distributed, resolve_device)
+from evacamel.evaluate import LOSS_TERMS, evaluate, loss_sums, mean_losses
+from evacamel.loading.prepare import AUGMENTATIONS, TrainData, training_data
 from evacamel.losses import CamelLoss, LossTerms
-from evacamel.metrics import METRIC_NAMES, MetricAccumulator
+from evacamel.metrics import METRIC_DIRECTION
 from evacamel.model import CamelUNet, split_outputs
 from evacamel.profiles import Profile, get_profile
 
-__all__ = ["TrainConfig", "Trainer", "train", "resolve_device", "resolve_amp", "autocast",
-           "METRIC_DIRECTION", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "Trainer", "train", "resume_config", "read_training_checkpoint",
+           "stop_after", "make_scheduler", "resolve_amp", "autocast", "CHECKPOINT_FORMAT",
+           "RESUME_CAN_CHANGE"]
 
 CHECKPOINT_FORMAT = "evacamel-checkpoint"
 
-METRIC_DIRECTION = {name: "max" for name in METRIC_NAMES}
-METRIC_DIRECTION.update(depth_rmse="min", depth_rmse_m="min", depth_absrel="min")
-"""Whether a larger (``max``) or smaller (``min``) value of each metric is better."""
-
-LOSS_TERMS = ("loss", "bce", "dssim", "l1")
+StepCallback = Callable[["Trainer"], Any]
+"""Called after each optimiser step; a true result stops training at once, unsaved."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -85,9 +92,17 @@ LOSS_TERMS = ("loss", "bce", "dssim", "l1")
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass
+_CHOICES = {"optimizer": ("adam", "adamw"), "schedule": ("onecycle", "cosine", "constant"),
+            "amp": ("auto", "bf16", "fp16", "off"), "augment": AUGMENTATIONS,
+            "channels_last": ("auto", "on", "off"), "best_metric": tuple(METRIC_DIRECTION)}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run depends on. :meth:`from_profile` fills the sizes from a profile."""
+    """Everything a run depends on. :meth:`from_profile` fills the sizes from a profile.
+
+    Frozen: ``dataclasses.replace(cfg, epochs=5)`` makes a variant.
+    """
 
     profile: str = "quick"
     # sizes (from the profile unless overridden)
@@ -108,7 +123,7 @@ class TrainConfig:
     """``onecycle`` (warm up to ``lr``, cosine down), ``cosine`` (linear warm-up, cosine to 0)
     or ``constant``."""
     warmup: float = 0.15
-    """Fraction of all steps spent warming up."""
+    """Fraction of all steps spent warming up, in [0, 1)."""
     accum_steps: int = 1
     """Micro-batches per optimiser step and process (gradient accumulation)."""
     # loss constants: the seed's 10 BCE + 100 DSSIM + 0.1 L1, except the mask's weight
@@ -120,7 +135,7 @@ class TrainConfig:
     dssim_weight: float = 100.0
     l1_weight: float = 0.1
     augment: str = "auto"
-    """Training augmentation (:class:`evacamel.loading.transforms.TrainTransform`): ``full``
+    """Training augmentation (:data:`evacamel.loading.prepare.AUGMENTATIONS`): ``full``
     (flips and colour jitter), ``flip`` (flips only), ``off``; ``auto`` is ``full`` on CUDA
     and ``flip`` on CPU, where kornia's colour jitter costs more than a training step."""
     # speed
@@ -135,14 +150,12 @@ class TrainConfig:
     checkpoint_every: int = 0
     """Also save ``last.pt`` every this many optimiser steps (0: only at each epoch's end)."""
     best_metric: str = "mask_iou"
-    """The one validation metric that picks ``best.pt`` (see :data:`METRIC_DIRECTION`)."""
+    """The one validation metric that picks ``best.pt`` (see
+    :data:`evacamel.metrics.METRIC_DIRECTION`)."""
     data: str | None = None
     """Dataset folder (default: the profile's, built if missing)."""
     out: str | None = None
     """Run folder (default: ``paths.run_dir(profile)``), e.g. on a mounted Google Drive."""
-    stop_after_steps: int | None = None
-    """Stop after this many optimiser steps in total *without saving*, as a crash or a
-    disconnect would (for tests and demonstrations of resume)."""
 
     @classmethod
     def from_profile(cls, profile: str | Profile | None = None, **overrides: Any) -> "TrainConfig":
@@ -159,23 +172,32 @@ class TrainConfig:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        if self.best_metric not in METRIC_DIRECTION:
-            raise ValueError(f"best_metric {self.best_metric!r} is not one of: "
-                             f"{', '.join(METRIC_DIRECTION)}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', not {self.optimizer!r}")
-        if self.schedule not in ("onecycle", "cosine", "constant"):
-            raise ValueError(f"schedule must be onecycle, cosine or constant, not {self.schedule!r}")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ValueError(f"amp must be auto, bf16, fp16 or off, not {self.amp!r}")
-        if self.augment not in ("auto", "full", "flip", "off"):
-            raise ValueError(f"augment must be auto, full, flip or off, not {self.augment!r}")
-        if self.channels_last not in ("auto", "on", "off"):
-            raise ValueError(f"channels_last must be auto, on or off, not {self.channels_last!r}")
-        if self.input_size % 32:
-            raise ValueError(f"input_size {self.input_size} must be a multiple of 32")
-        if self.epochs < 1 or self.batch_size < 1 or self.accum_steps < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch_size and accum_steps must be >= 1 and lr > 0")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, "
+                                 f"not {getattr(self, name)!r}")
+        if self.input_size < 32 or self.input_size % 32:
+            raise ValueError(f"input_size {self.input_size} must be a positive multiple of 32")
+        if min(self.epochs, self.batch_size, self.accum_steps, self.width) < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch_size, accum_steps and width must be >= 1 and lr > 0")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
+        if min(self.checkpoint_every, self.num_workers) < 0 or \
+                min(self.mask_weight, self.dssim_weight, self.l1_weight, self.weight_decay) < 0:
+            raise ValueError("checkpoint_every, num_workers, loss weights and weight_decay "
+                             "must not be negative")
+
+    def steps_per_epoch(self, train_samples: int) -> int:
+        """Optimiser steps in one epoch over ``train_samples`` samples (the remainder of a
+        global batch is dropped, see :class:`~evacamel.distributed.EpochSampler`)."""
+        if train_samples < self.batch_size:
+            raise ValueError(f"the training set has {train_samples} samples, fewer than one "
+                             f"batch of {self.batch_size}")
+        return train_samples // self.batch_size
+
+    def total_steps(self, train_samples: int) -> int:
+        """Optimiser steps of the whole run."""
+        return self.epochs * self.steps_per_epoch(train_samples)
 
     def data_profile(self) -> Profile:
         """The profile with this run's input size, for the data pipeline (the dataset
@@ -187,13 +209,6 @@ class TrainConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; other names as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 RESUME_CAN_CHANGE = frozenset({"data", "device", "num_workers", "checkpoint_every", "amp",
@@ -221,75 +236,30 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-# ----------------------------------------------------------------------------------------
-# data: datasets of uint8 sample dicts, and the device transforms
-# ----------------------------------------------------------------------------------------
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule ``cfg.schedule`` over ``total_steps`` optimiser steps."""
+    total = max(1, total_steps)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=cfg.warmup,
+            anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e3)
+    warm = max(1, int(cfg.warmup * total))
+    if cfg.schedule == "cosine":
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+    else:
+        def factor(step: int) -> float:
+            return 1.0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-@dataclass
-class TrainData:
-    """What the Trainer needs from the data pipeline.
-
-    ``train_set``/``test_set`` yield sample dicts (``image`` uint8 6 x S x S, ``mask``
-    uint8 1 x s x s, ``depth`` uint16 1 x s x s; ARCHITECTURE.md "Batches"); the
-    transforms turn a batch on the device into ``(x, mask, depth)`` floats; ``mean`` and
-    ``std`` (6 floats each) are the input normalisation, stored in checkpoints.
-    """
-
-    train_set: Dataset
-    test_set: Dataset
-    train_transform: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, ...]]
-    eval_transform: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, ...]]
-    mean: list[float]
-    std: list[float]
-    collate_fn: Callable | None = None
-
-
-def load_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo | None = None,
-              progress: bool = True) -> TrainData:
-    """The profile's dataset as :class:`TrainData`: built if missing, packed at the run's
-    input size, normalised with the training split's statistics (rank 0 prepares, the
-    other processes wait)."""
-    from evacamel.loading.loader import collate_for, open_dataset
-    from evacamel.loading.pack import ensure_packed
-    from evacamel.loading.stats import ensure_stats
-    from evacamel.dataset.write import ensure_dataset
-    from evacamel.dataset.format import is_complete
-    from evacamel.loading.transforms import EvalTransform, TrainTransform, normalization_from_stats
-
-    profile = cfg.data_profile()
-    dist_info = dist_info or DistInfo()
-    root = Path(cfg.data) if cfg.data else None
-    # A complete dataset named by --data is used as it is (any sizes or counts: only the
-    # profile's input/output sizes matter here); otherwise the profile's is made there.
-    given = root is not None and is_complete(root)
-    if dist_info.is_main:
-        root = root if given else ensure_dataset(profile, root, progress=progress)
-        ensure_packed(profile, root=root, progress=progress)
-        stats = ensure_stats(profile, root=root, progress=progress)
-    barrier()
-    if not dist_info.is_main:
-        root = root if given else ensure_dataset(profile, root, progress=False)
-        stats = ensure_stats(profile, root=root, progress=False)
-    sets = [open_dataset(root, split, input_size=profile.input_size,
-                         output_size=profile.output_size) for split in ("train", "test")]
-    mean, std = normalization_from_stats(stats)
-    augment = cfg.augment if cfg.augment != "auto" else ("full" if device.type == "cuda" else "flip")
-    train_tf = {"full": lambda: TrainTransform(stats),
-                "flip": lambda: TrainTransform(stats, jitter_p=0.0),
-                "off": lambda: EvalTransform(stats)}[augment]()
-    return TrainData(
-        train_set=sets[0], test_set=sets[1],
-        train_transform=train_tf.to(device), eval_transform=EvalTransform(stats).to(device),
-        mean=mean.flatten().tolist(), std=std.flatten().tolist(),
-        collate_fn=collate_for(sets[0]),
-    )
-
-
-def stats_from_normalization(mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
-    """A checkpoint's 6 means and stds as the statistics dict the transforms take."""
-    return {"bg": {"mean": list(mean[:3]), "std": list(std[:3])},
-            "fg_bg": {"mean": list(mean[3:]), "std": list(std[3:])}}
+def stop_after(steps: int) -> StepCallback:
+    """An ``on_step`` callback for :meth:`Trainer.fit` that stops after optimiser step
+    ``steps`` in total, without saving, as a crash or a disconnect would."""
+    return lambda trainer: trainer.global_step >= steps
 
 
 # ----------------------------------------------------------------------------------------
@@ -302,22 +272,20 @@ class Trainer:
 
     Args:
         cfg: the run's configuration.
-        data: datasets and transforms (default: :func:`load_data`, the profile's dataset).
+        data: datasets and transforms (:func:`evacamel.loading.prepare.training_data`);
+            the transforms are moved to the run's device.
         dist_info: this process in a multi-process run (default: from the environment).
         progress: show tqdm progress bars (rank 0 only).
         verbose: print one summary line per epoch (rank 0 only).
     """
 
-    def __init__(self, cfg: TrainConfig, data: TrainData | None = None, *,
-                 dist_info: DistInfo | None = None, progress: bool = True,
-                 verbose: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig, data: TrainData, *, dist_info: DistInfo | None = None,
+                 progress: bool = True, verbose: bool = True) -> None:
         self.cfg = cfg
         self.dist = dist_info or init_distributed()
         self.progress = progress and self.dist.is_main
         self.verbose = verbose and self.dist.is_main
-        self.device = resolve_device(cfg.device)
-        if self.device.type == "cuda" and self.dist.enabled:
-            self.device = torch.device("cuda", self.dist.local_rank)
+        self.device = resolve_device(cfg.device, self.dist)
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
         self.channels_last = cfg.channels_last == "on" or (
             cfg.channels_last == "auto" and self.device.type == "cuda")
@@ -325,34 +293,27 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed sizes: let cudnn pick the fastest convs
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        if len(data.test_set) == 0:
+            raise ValueError("the test split is empty: there is nothing to measure the run on")
+        self.data = data.to(self.device)
+
+        # data order: one global batch per optimiser step, split over processes and micro-batches
+        parts = self.dist.world_size * cfg.accum_steps
+        if cfg.batch_size % parts:
+            raise ValueError(f"batch size {cfg.batch_size} is not divisible by world size x "
+                             f"accumulation steps = {self.dist.world_size} x {cfg.accum_steps}")
+        self.micro_batch = cfg.batch_size // parts
+        self.steps_per_epoch = cfg.steps_per_epoch(len(data.train_set))
+        self.total_steps = cfg.total_steps(len(data.train_set))
 
         # Seed first, so the initial weights depend on cfg.seed only (the same on every rank).
         torch.manual_seed(cfg.seed)
-        # the model (raw_model: the nn.Module whose weights we save)
-        self.raw_model = CamelUNet(width=cfg.width).to(self.device)
-        if self.channels_last:
-            self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
-        self.model: nn.Module = self.raw_model
-        if cfg.compile:
-            self.model = torch.compile(self.model)
-        if self.dist.enabled:
-            self.model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.raw_model, self.model = self._build_model()  # raw_model: the weights we save
         self.loss_fn = CamelLoss(cfg.mask_weight, cfg.dssim_weight, cfg.l1_weight)
-        self.data = data or load_data(cfg, self.device, self.dist, progress=progress)
-
-        # data order: one global batch per optimiser step, split over processes and micro-batches
-        self.micro_batch = cfg.batch_size // (self.dist.world_size * cfg.accum_steps)
-        self.steps_per_epoch = EpochSampler(
-            len(self.data.train_set), cfg.batch_size, seed=cfg.seed, epoch=0,
-            world_size=self.dist.world_size, accum_steps=cfg.accum_steps).steps
-        self.total_steps = cfg.epochs * self.steps_per_epoch
-
-        # optimiser, schedule, scaler
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls(self.raw_model.parameters(), lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
-        self.scheduler = self._make_scheduler()
+        self.scheduler = make_scheduler(self.optimizer, cfg, self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.amp_dtype == torch.float16)
 
@@ -364,50 +325,47 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] = {"metric": cfg.best_metric, "value": None, "epoch": None}
         self._rng_to_restore: dict | None = None
+        self._bar: Any = None
 
-    def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
-        cfg, total = self.cfg, max(1, self.total_steps)
-        if cfg.schedule == "onecycle":
-            return torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer, max_lr=cfg.lr, total_steps=total, pct_start=cfg.warmup,
-                anneal_strategy="cos", cycle_momentum=False, div_factor=25.0,
-                final_div_factor=1e3)
-        warm = max(1, int(cfg.warmup * total))
-        if cfg.schedule == "cosine":
-            def factor(step: int) -> float:
-                if step < warm:
-                    return (step + 1) / warm
-                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-        else:
-            def factor(step: int) -> float:
-                return 1.0
-        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+    def _build_model(self) -> tuple[nn.Module, nn.Module]:
+        """``(raw_model, model)``: the U-Net, and what trains it (compiled, DDP-wrapped)."""
+        raw_model = CamelUNet(width=self.cfg.width).to(self.device)
+        if self.channels_last:
+            raw_model = raw_model.to(memory_format=torch.channels_last)
+        model: nn.Module = torch.compile(raw_model) if self.cfg.compile else raw_model
+        if self.dist.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return raw_model, model
+
+    @property
+    def finished(self) -> bool:
+        """True when every epoch of the run is done (False after an ``on_step`` stop)."""
+        return self.epoch >= self.cfg.epochs
 
     # -- data ------------------------------------------------------------------------------
 
-    def _loader(self, dataset: Dataset, sampler: torch.utils.data.Sampler,
-                seed: int) -> DataLoader:
-        """A loader over ``dataset`` in ``sampler``'s order (a generator of its own, so
+    def _loader(self, sampler: EpochSampler) -> DataLoader:
+        """A loader over the training set in ``sampler``'s order (a generator of its own, so
         making it never touches the global RNG that augmentation draws from)."""
         workers = self.cfg.num_workers
-        return DataLoader(dataset, batch_size=self.micro_batch, sampler=sampler,
+        return DataLoader(self.data.train_set, batch_size=self.micro_batch, sampler=sampler,
                           num_workers=workers, pin_memory=self.device.type == "cuda",
                           collate_fn=self.data.collate_fn, drop_last=False,
                           persistent_workers=False, prefetch_factor=4 if workers else None,
-                          generator=torch.Generator().manual_seed(seed))
+                          generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch))
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                 for k, v in batch.items()}
 
-    def _forward(self, model: nn.Module, x: torch.Tensor, *, amp: bool = True
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training forward pass: channels_last and autocast as configured, fp32 out."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.amp_dtype if amp else None):
-            out = model(x)
-        mask_logits, depth = split_outputs(out.float())
-        return mask_logits, depth
+        with autocast(self.device, self.amp_dtype):
+            out = self.model(x)
+        return split_outputs(out.float())
 
     # -- one step ----------------------------------------------------------------------------
 
@@ -424,12 +382,10 @@ class Trainer:
             last = i == len(micro_batches) - 1
             sync = self.model.no_sync() if (self.dist.enabled and not last) else nullcontext()
             with sync:
-                mask_logits, depth_pred = self._forward(self.model, x)
+                mask_logits, depth_pred = self._forward(x)
                 terms: LossTerms = self.loss_fn(mask_logits, depth_pred, mask, depth)
                 self.scaler.scale(terms.total / len(micro_batches)).backward()
-            n = x.shape[0]  # (no host-to-device copy here: a scalar add and a stack)
-            sums[0] += n
-            sums[1:] += n * torch.stack([terms.total, terms.bce, terms.dssim, terms.l1]).detach().double()
+            sums += loss_sums(terms, x.shape[0])
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -438,21 +394,20 @@ class Trainer:
 
     # -- one epoch ---------------------------------------------------------------------------
 
-    def train_epoch(self) -> bool:
-        """Train the rest of ``self.epoch``; False if stopped early by ``stop_after_steps``."""
+    def train_epoch(self, on_step: StepCallback | None = None) -> bool:
+        """Train the rest of ``self.epoch``; False if ``on_step`` stopped it early."""
         cfg = self.cfg
         sampler = EpochSampler(len(self.data.train_set), cfg.batch_size, seed=cfg.seed,
                                epoch=self.epoch, start_step=self.step_in_epoch,
                                rank=self.dist.rank, world_size=self.dist.world_size,
                                accum_steps=cfg.accum_steps)
-        loader = iter(self._loader(self.data.train_set, sampler, cfg.seed + self.epoch))
+        loader = iter(self._loader(sampler))
         if self._rng_to_restore is not None:  # resuming: the generators as they were saved
             set_rng_state(self._rng_to_restore)
             self._rng_to_restore = None
-        bar = _progress(range(self.step_in_epoch, self.steps_per_epoch), self.progress,
-                        desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
-                        initial=self.step_in_epoch, total=self.steps_per_epoch)
-        self._bar = bar
+        self._bar = bar = _progress(range(self.step_in_epoch, self.steps_per_epoch), self.progress,
+                                    desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
+                                    initial=self.step_in_epoch, total=self.steps_per_epoch)
         device_sums = torch.zeros_like(self.epoch_sums, device=self.device)
         for _ in bar:
             micro = [next(loader) for _ in range(cfg.accum_steps)]
@@ -463,9 +418,9 @@ class Trainer:
                                   self.step_in_epoch == self.steps_per_epoch):
                 bar.set_postfix(_train_postfix(self.epoch_sums + device_sums.cpu(),
                                                self.scheduler.get_last_lr()[0]))
-            if cfg.stop_after_steps is not None and self.global_step >= cfg.stop_after_steps:
+            if on_step is not None and on_step(self):
                 bar.close()
-                return False
+                return False  # as a disconnect: nothing saved since the last checkpoint
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
                     and self.step_in_epoch < self.steps_per_epoch:
                 self.epoch_sums += device_sums.cpu()
@@ -474,80 +429,76 @@ class Trainer:
         self.epoch_sums += device_sums.cpu()
         return True
 
-    @torch.no_grad()
     def evaluate(self, dataset: Dataset | None = None) -> dict[str, float]:
-        """Loss terms and the full metric set on ``dataset`` (default: the test split).
+        """Loss terms (``test_loss`` ...) and the full metric set on ``dataset`` (default:
+        the test split), by :func:`evacamel.evaluate.evaluate`, the one evaluation loop.
 
         Each process evaluates its shard; the sums are all-reduced, so every process gets
-        the exact values of the whole split. The forward pass runs in fp32 (no autocast),
-        as ``evacamel evaluate`` does, so a checkpoint's recorded metrics are the ones that
-        command reports.
+        the exact values of the whole split, the ones ``evacamel evaluate`` reports. No
+        progress bar: the epoch's line follows (and a notebook gets fewer widget messages).
         """
-        dataset = self.data.test_set if dataset is None else dataset
-        model = self.raw_model
-        model.eval()
-        acc = MetricAccumulator(device=self.device)
-        loss_sums = torch.zeros(len(LOSS_TERMS) + 1, dtype=torch.float64, device=self.device)
-        sampler = ShardSampler(len(dataset), self.dist.rank, self.dist.world_size)
-        loader = self._loader(dataset, sampler, self.cfg.seed)
-        for batch in _progress(loader, self.progress, desc="  test", unit="batch", leave=False):
-            x, mask, depth = self.data.eval_transform(self._to_device(batch))
-            mask_logits, depth_pred = self._forward(model, x, amp=False)
-            terms = self.loss_fn(mask_logits, depth_pred, mask, depth)
-            acc.update(mask_logits, depth_pred, mask, depth)
-            n = x.shape[0]
-            loss_sums[0] += n
-            loss_sums[1:] += n * torch.stack([terms.total, terms.bce, terms.dssim, terms.l1]).double()
-        all_reduce_sum(acc.state)
-        all_reduce_sum(loss_sums)
-        losses = _mean_terms(loss_sums.cpu())
-        return {**{f"test_{k}": v for k, v in losses.items()}, **acc.compute()}
+        result = evaluate(self.raw_model, self.data.test_set if dataset is None else dataset,
+                          self.data.eval_transform, batch_size=self.micro_batch,
+                          loss_fn=self.loss_fn, rank=self.dist.rank,
+                          world_size=self.dist.world_size,
+                          collate_fn=self.data.collate_fn, num_workers=self.cfg.num_workers)
+        losses = {f"test_{k}": result.pop(k) for k in LOSS_TERMS}
+        result.pop("samples")
+        return {**losses, **result}
 
     # -- the whole run -----------------------------------------------------------------------
 
-    def fit(self) -> list[dict[str, float]]:
+    def fit(self, on_step: StepCallback | None = None) -> list[dict[str, float]]:
         """Train to ``cfg.epochs`` (from where a resumed run stopped); returns the history.
 
         Per epoch: train, evaluate on the test split, append a history row, save
         ``last.pt`` (and ``best.pt`` if ``best_metric`` improved), write the history.
+        ``on_step(trainer)`` is called after every optimiser step, before any periodic
+        checkpoint; a true result stops the run at once, unsaved (e.g. :func:`stop_after`).
         """
-        cfg = self.cfg
         if self.dist.is_main:
-            out = cfg.run_dir()
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write(out / "config.json", json.dumps(cfg.as_dict(), indent=2).encode())
-        while self.epoch < cfg.epochs:
+            self.cfg.run_dir().mkdir(parents=True, exist_ok=True)
+            atomic_write(self.cfg.run_dir() / "config.json",
+                         json.dumps(self.cfg.as_dict(), indent=2).encode())
+        while not self.finished:
             t0 = time.perf_counter()
-            samples = (self.steps_per_epoch - self.step_in_epoch) * cfg.batch_size
-            if not self.train_epoch():
-                return self.history  # "interrupted": nothing saved since the last checkpoint
+            samples = (self.steps_per_epoch - self.step_in_epoch) * self.cfg.batch_size
+            if not self.train_epoch(on_step):
+                return self.history
             train_seconds = time.perf_counter() - t0
             sums = all_reduce_sum(self.epoch_sums.clone().to(self.device)).cpu()
-            metrics = self.evaluate()
             row = {"epoch": self.epoch + 1, "step": self.global_step,
                    "lr": self.scheduler.get_last_lr()[0],
-                   **{f"train_{k}": v for k, v in _mean_terms(sums).items()},
-                   **metrics,
+                   **{f"train_{k}": v for k, v in mean_losses(sums).items()},
+                   **self.evaluate(),
                    "train_seconds": train_seconds,
                    "train_samples_per_s": samples / max(train_seconds, 1e-9),
                    "seconds": time.perf_counter() - t0}
             self.history.append(row)
-            if self.progress and getattr(self, "_bar", None) is not None:
-                self._bar.set_postfix({**_train_postfix(sums, row["lr"]),
-                                       "mask_iou": f"{row['mask_iou']:.3f}",
-                                       "depth_ssim": f"{row['depth_ssim']:.3f}"})
-                self._bar.close()
-            if self.verbose:
-                print(_epoch_line(row, cfg.epochs), flush=True)
-            improved = self._update_best(row)
-            self.epoch += 1
-            self.step_in_epoch = 0
-            self.epoch_sums.zero_()
-            self.save("last.pt")
-            if improved:
-                self.save("best.pt", copy_of="last.pt")
-            self.write_history()
+            self._report(row, sums)
+            self._end_epoch(row)
         return self.history
+
+    def _report(self, row: dict[str, float], sums: torch.Tensor) -> None:
+        """The epoch's numbers on the progress bar and in one printed line (rank 0)."""
+        if self.progress and self._bar is not None:
+            self._bar.set_postfix({**_train_postfix(sums, row["lr"]),
+                                   "mask_iou": f"{row['mask_iou']:.3f}",
+                                   "depth_ssim": f"{row['depth_ssim']:.3f}"})
+            self._bar.close()
+        if self.verbose:
+            print(_epoch_line(row, self.cfg.epochs), flush=True)
+
+    def _end_epoch(self, row: dict[str, float]) -> None:
+        """Move to the next epoch and save: ``last.pt``, ``best.pt`` if better, the history."""
+        improved = self._update_best(row)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.epoch_sums.zero_()
+        self.save("last.pt")
+        if improved and self.dist.is_main:
+            copy_checkpoint(self.cfg.run_dir() / "last.pt", self.cfg.run_dir() / "best.pt")
+        self.write_history()
 
     def _update_best(self, row: dict[str, float]) -> bool:
         value = row[self.cfg.best_metric]
@@ -603,71 +554,113 @@ class Trainer:
             "metrics": self.history[-1] if self.history else {},
         }
 
-    def save(self, name: str, copy_of: str | None = None) -> Path | None:
-        """Write checkpoint ``name`` into the run folder atomically (rank 0 only).
-
-        ``copy_of``: copy that existing checkpoint instead of serialising again.
-        """
+    def save(self, name: str) -> Path | None:
+        """Write checkpoint ``name`` into the run folder atomically (rank 0 only)."""
         if not self.dist.is_main:
             return None
-        path = self.cfg.run_dir() / name
-        if copy_of is not None:
-            tmp = path.with_name(f".{name}.copy.tmp")
-            shutil.copyfile(self.cfg.run_dir() / copy_of, tmp)
-            os.replace(tmp, path)
-            return path
-        return save_checkpoint(self.state_dict(), path)
+        return save_checkpoint(self.state_dict(), self.cfg.run_dir() / name)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a :meth:`state_dict` (the RNG states are restored when training resumes)."""
-        self.raw_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.step_in_epoch = int(state["step_in_epoch"])
-        self.global_step = int(state["global_step"])
-        self.epoch_sums = state["epoch_sums"].clone()
-        self.history = list(state["history"])
-        self.best = dict(state["best"])
-        self._rng_to_restore = state["rng"]
+        """Continue from a :meth:`state_dict` (the RNG states are restored when training resumes).
+
+        Raises:
+            ValueError: the state does not fit this run (missing entries, other shapes).
+        """
+        try:
+            load_weights(self.raw_model, state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.epoch = int(state["epoch"])
+            self.step_in_epoch = int(state["step_in_epoch"])
+            self.global_step = int(state["global_step"])
+            self.epoch_sums = state["epoch_sums"].clone()
+            self.history = list(state["history"])
+            self.best = dict(state["best"])
+            self._rng_to_restore = state["rng"]
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise ValueError(f"its state does not fit this run ({_first_line(exc)})") from exc
 
     @classmethod
-    def resume(cls, checkpoint: str | os.PathLike, data: TrainData | None = None, *,
-               out: str | None = None, epochs: int | None = None,
-               stop_after_steps: int | None = None, changes: dict[str, Any] | None = None,
-               **kwargs: Any) -> "Trainer":
+    def resume(cls, checkpoint: str | os.PathLike, data: TrainData, *,
+               out: str | os.PathLike | None = None, epochs: int | None = None,
+               changes: dict[str, Any] | None = None, **kwargs: Any) -> "Trainer":
         """A Trainer that continues the run saved in ``checkpoint`` exactly.
 
-        The configuration is the checkpoint's; ``out`` may move the run folder (a
-        Drive folder mounted elsewhere), ``stop_after_steps`` may stop it again, and
-        ``changes`` may set the fields of :data:`RESUME_CAN_CHANGE` (where the data is,
-        the device, workers, checkpoint interval, speed options: none changes the
-        result on a CPU). Raises ValueError if ``epochs`` or any other field differs
-        (the schedule and the result depend on them).
+        The configuration is :func:`resume_config`'s (``out``, ``epochs``, ``changes``
+        as there); ``data`` must be that configuration's (``training_data(cfg.data_profile(),
+        root=cfg.data, ...)``); ``kwargs`` go to the constructor.
         """
-        state = load_checkpoint(checkpoint)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{checkpoint}: not an evacamel training checkpoint")
-        saved = dict(state["config"])
-        if epochs is not None and epochs != saved["epochs"]:
-            raise ValueError(f"{checkpoint}: the run was configured for {saved['epochs']} epochs; "
-                             f"resuming with {epochs} would change its schedule")
-        saved["out"] = str(out) if out is not None else (saved["out"] or
-                                                         str(Path(checkpoint).resolve().parent))
-        saved["stop_after_steps"] = stop_after_steps
-        changes = dict(changes or {})
-        refused = sorted(k for k, v in changes.items()
-                         if k not in RESUME_CAN_CHANGE and v != saved.get(k))
-        if refused:
-            raise ValueError(f"{checkpoint}: cannot change {', '.join(refused)} when resuming "
-                             f"(the run was configured with "
-                             f"{', '.join(f'{k}={saved.get(k)!r}' for k in refused)}); "
-                             f"start a new run instead")
-        saved.update({k: v for k, v in changes.items() if k in RESUME_CAN_CHANGE})
-        trainer = cls(TrainConfig(**saved), data, **kwargs)
-        trainer.load_state_dict(state)
+        trainer = cls(resume_config(checkpoint, out=out, epochs=epochs, changes=changes),
+                      data, **kwargs)
+        trainer.restore(checkpoint)
         return trainer
+
+    def restore(self, checkpoint: str | os.PathLike) -> None:
+        """Continue from the state saved in ``checkpoint`` (a run of this configuration,
+        see :func:`resume_config`). Raises ValueError naming the file if it does not fit."""
+        state = read_training_checkpoint(checkpoint)
+        try:
+            self.load_state_dict(state)
+        except ValueError as exc:
+            raise ValueError(f"{checkpoint}: {exc}") from exc
+
+
+def read_training_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint written by :meth:`Trainer.save`, loaded safely (``weights_only``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable training checkpoint (one line naming the file).
+    """
+    state = load_checkpoint(checkpoint)
+    if state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("config"), dict):
+        raise ValueError(f"{checkpoint}: not an evacamel training checkpoint")
+    return state
+
+
+_REMOVED_FIELDS = ("stop_after_steps",)
+"""Config fields older checkpoints hold that are no longer options (interruption is
+``fit(on_step=...)`` now); ignored when resuming."""
+
+
+def resume_config(checkpoint: str | os.PathLike, *, out: str | os.PathLike | None = None,
+                  epochs: int | None = None, changes: dict[str, Any] | None = None) -> TrainConfig:
+    """The configuration that continues ``checkpoint``'s run: the saved one, except
+
+    * ``out``: the run folder; by default the checkpoint's own folder (never a folder
+      named inside the checkpoint: a downloaded checkpoint does not decide where files go);
+    * ``changes``: values for the fields of :data:`RESUME_CAN_CHANGE` (where the data is,
+      the device, workers, checkpoint interval, speed options: none changes the result on
+      a CPU); other fields given with another value are refused, as is another ``epochs``.
+
+    Raises:
+        ValueError: a refused change, or a checkpoint that is not a training checkpoint.
+    """
+    state = read_training_checkpoint(checkpoint)
+    saved = dict(state["config"])
+    for name in _REMOVED_FIELDS:
+        saved.pop(name, None)
+    if epochs is not None and epochs != saved.get("epochs"):
+        raise ValueError(f"{checkpoint}: the run was configured for {saved.get('epochs')} epochs; "
+                         f"resuming with {epochs} would change its schedule")
+    changes = dict(changes or {})
+    refused = sorted(k for k, v in changes.items() if k not in RESUME_CAN_CHANGE and v != saved.get(k))
+    if refused:
+        raise ValueError(f"{checkpoint}: cannot change {', '.join(refused)} when resuming "
+                         f"(the run was configured with "
+                         f"{', '.join(f'{k}={saved.get(k)!r}' for k in refused)}); "
+                         f"start a new run instead")
+    saved.update({k: v for k, v in changes.items() if k in RESUME_CAN_CHANGE})
+    saved["out"] = str(out) if out is not None else str(Path(checkpoint).resolve().parent)
+    try:
+        cfg = TrainConfig(**saved)
+        with torch.device("meta"):  # shapes only: nothing allocated, before any data is made
+            check_weights(CamelUNet(width=cfg.width).state_dict(), state.get("model"),
+                          f"width-{cfg.width} CamelUNet")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{checkpoint}: cannot continue this run ({_first_line(exc)})") from exc
+    return cfg
 
 
 # ----------------------------------------------------------------------------------------
@@ -675,19 +668,26 @@ class Trainer:
 # ----------------------------------------------------------------------------------------
 
 
-def _progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Any:
-    from tqdm.auto import tqdm
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's message (with its type, unless a ValueError)."""
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return first if isinstance(exc, ValueError) and first else f"{type(exc).__name__}: {first}"
 
-    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
 
+def _progress(steps: range, enabled: bool, **kwargs: Any) -> Any:
+    """A progress bar over ``steps`` that refreshes at most ~10 times (and once a second):
+    in a notebook each refresh is a few widget messages, and at tqdm's default rate a
+    quick-profile cell sent ~2,700, enough for a headless executor (nbval, the book
+    build) to lose the cell's last message and fail waiting for it."""
+    from evacamel.colab import progress_bar
 
-def _mean_terms(sums: torch.Tensor) -> dict[str, float]:
-    n = float(sums[0])
-    return {k: float(sums[i + 1]) / n if n else float("nan") for i, k in enumerate(LOSS_TERMS)}
+    return progress_bar(steps, disable=not enabled, dynamic_ncols=True, mininterval=1.0,
+                        miniters=max(1, len(steps) // 10), **kwargs)
 
 
 def _train_postfix(sums: torch.Tensor, lr: float) -> dict[str, str]:
-    m = _mean_terms(sums)
+    m = mean_losses(sums)
     return {"loss": f"{m['loss']:.3f}", "bce": f"{m['bce']:.4f}", "dssim": f"{m['dssim']:.4f}",
             "l1": f"{m['l1']:.4f}", "lr": f"{lr:.2e}"}
 
@@ -701,25 +701,39 @@ def _epoch_line(row: dict[str, float], epochs: int) -> str:
             f"depth_delta1 {row['depth_delta1']:.4f}  ({row['train_samples_per_s']:.0f} samples/s)")
 
 
+def _training_data(cfg: TrainConfig, dist_info: DistInfo, progress: bool) -> TrainData:
+    """The run's data (:func:`~evacamel.loading.prepare.training_data`). With several
+    processes rank 0 makes what is missing first; the others wait, then open the files."""
+    def prepare(show: bool) -> TrainData:
+        return training_data(cfg.data_profile(), root=cfg.data, augment=cfg.augment,
+                             device=resolve_device(cfg.device, dist_info), progress=show)
+
+    data = prepare(progress) if dist_info.is_main else None
+    barrier()
+    return data if data is not None else prepare(False)
+
+
 def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | None = None,
-          train_data: TrainData | None = None, progress: bool = True, verbose: bool = True,
-          **overrides: Any) -> Trainer:
+          train_data: TrainData | None = None, on_step: StepCallback | None = None,
+          progress: bool = True, verbose: bool = True, **overrides: Any) -> Trainer:
     """Train a profile's run (or resume one) and return the finished :class:`Trainer`.
 
     ``overrides`` are :class:`TrainConfig` fields (``epochs=5``, ``lr=3e-3``,
-    ``out=...``, ``data="path/to/dataset"``); ``train_data`` is already-built
-    :class:`TrainData` (tests, notebooks), else it is built from the config.
+    ``out=...``, ``data="path/to/dataset"``); with ``resume`` (a checkpoint) they are
+    :func:`resume_config`'s ``out``, ``epochs`` and ``changes``. ``train_data`` is
+    already-built :class:`TrainData` (tests, notebooks); by default the configuration's
+    dataset is made, packed and measured if needed
+    (:func:`evacamel.loading.prepare.training_data`). ``on_step`` as :meth:`Trainer.fit`.
     """
-    data = train_data
+    dist_info = init_distributed()
     if resume is not None:
-        trainer = Trainer.resume(resume, data, out=overrides.get("out"),
-                                 epochs=overrides.get("epochs"),
-                                 stop_after_steps=overrides.get("stop_after_steps"),
-                                 changes={k: v for k, v in overrides.items()
-                                          if k not in ("out", "epochs", "stop_after_steps")},
-                                 progress=progress, verbose=verbose)
+        out, epochs = overrides.pop("out", None), overrides.pop("epochs", None)
+        cfg = resume_config(resume, out=out, epochs=epochs, changes=overrides)
     else:
-        trainer = Trainer(TrainConfig.from_profile(profile, **overrides), data,
-                          progress=progress, verbose=verbose)
-    trainer.fit()
+        cfg = TrainConfig.from_profile(profile, **overrides)
+    data = train_data or _training_data(cfg, dist_info, progress)
+    trainer = Trainer(cfg, data, dist_info=dist_info, progress=progress, verbose=verbose)
+    if resume is not None:
+        trainer.restore(resume)
+    trainer.fit(on_step)
     return trainer

@@ -8,11 +8,17 @@ and the book shows the same pictures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from evacamel.colab import widget_frontend
+
+if TYPE_CHECKING:
+    import ipywidgets as widgets
 
 __all__ = ["to_numpy_image", "depth_to_rgb", "overlay_mask", "show_grid", "show_rows",
            "plot_value_vs_depth", "plot_history", "show_predictions", "prediction_browser",
@@ -253,15 +259,27 @@ def show_predictions(samples: dict[str, torch.Tensor], *, suptitle: str | None =
     return fig
 
 
-def prediction_browser(get_samples: "object", count: int, *, description: str = "sample"
-                       ) -> "object":
-    """An ipywidgets slider over ``count`` samples; each move draws :func:`show_predictions`.
+def prediction_browser(get_samples: Callable[[int], dict[str, torch.Tensor]], count: int, *,
+                       description: str = "sample") -> "widgets.VBox | plt.Figure":
+    """A slider over ``count`` samples that draws :func:`show_predictions` of the chosen one.
 
     ``get_samples(i)`` returns the :func:`evacamel.predict.predict_samples` dict of sample
-    ``i`` (e.g. ``lambda i: predict_samples(model, test_set, [i])``). Needs a live kernel;
-    pair it with a static figure for the book.
+    ``i`` (e.g. ``lambda i: predict_samples(model, test_set, [i])``).
+
+    With a widget frontend (Jupyter, Colab; see :func:`evacamel.colab.widget_frontend`)
+    this returns the ipywidgets browser (ipywidgets 7.6+ and 8). Without one (the book
+    build, nbval, a script) it makes no widget at all and returns the figure of sample 0,
+    what the browser first shows, as a static stand-in.
     """
-    import ipywidgets as widgets
+    def figure(i: int) -> plt.Figure:
+        return show_predictions(get_samples(i), size=2.2, suptitle=f"{description} {i}")
+
+    if not widget_frontend():
+        fig = figure(0)
+        plt.close(fig)  # shown once, as the cell's result, not again by the inline backend
+        return fig
+    # Here, not at the top: ~0.2 s that headless runs (the book, CI) never need.
+    import ipywidgets as widgets  # 7.6+ (Colab ships 7.7.1) and 8.x
     from IPython.display import display
 
     slider = widgets.IntSlider(value=0, min=0, max=max(0, count - 1), description=description,
@@ -271,8 +289,7 @@ def prediction_browser(get_samples: "object", count: int, *, description: str = 
     def draw(change: object = None) -> None:
         with out:
             out.clear_output(wait=True)
-            fig = show_predictions(get_samples(slider.value), size=2.2,
-                                   suptitle=f"{description} {slider.value}")
+            fig = figure(slider.value)
             display(fig)
             plt.close(fig)
 

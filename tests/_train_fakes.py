@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from evacamel.loading.batch import collate_samples
-from evacamel.train import TrainConfig, TrainData
+from evacamel.loading.prepare import TrainData
+from evacamel.train import TrainConfig
 
 SIZE = 32
 
@@ -77,33 +78,55 @@ def tiny_config(out, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def ddp_worker(rank: int, world_size: int, port: int, out: str, results: str) -> None:
+def ddp_worker(rank: int, world_size: int, store: str, out: str, results: str) -> None:
     """One process of a 2-process gloo run (started by ``torch.multiprocessing.spawn``).
 
-    Trains the tiny config, then evaluates the weights in ``results/single.pt`` (the
-    single-process run's) sharded over the processes, and saves what it saw to
-    ``results/rank<r>.pt``.
+    Joins the group through a file (``store``, no port to race for), takes one optimiser
+    step and keeps the averaged gradients it stepped with, trains on to the end, then
+    evaluates the final weights twice with batch size 1: sharded and all-reduced, and
+    alone over the whole split. Saves what it saw to ``results/rank<r>.pt``.
     """
     import os
 
-    from evacamel.distributed import destroy_distributed, init_distributed
-    from evacamel.train import Trainer
+    import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    from evacamel.distributed import destroy_distributed, init_distributed
+    from evacamel.evaluate import evaluate
+    from evacamel.train import Trainer, stop_after
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     info = init_distributed("gloo")
     try:
-        trainer = Trainer(tiny_config(out), fake_data(n_test=9, augment=False), dist_info=info, progress=False,
-                          verbose=False)
+        trainer = Trainer(tiny_config(out), fake_data(n_test=9, augment=False), dist_info=info,
+                          progress=False, verbose=False)
+        grads = keep_first_step_gradients(trainer)
+        trainer.fit(on_step=stop_after(1))
         trainer.fit()
-        params = {k: v.detach().clone() for k, v in trainer.raw_model.named_parameters()}
-        single = torch.load(os.path.join(results, "single.pt"), weights_only=True)
-        trainer.raw_model.load_state_dict(single["model"])
-        metrics = trainer.evaluate()
-        torch.save({"params": params, "history": trainer.history, "metrics": metrics,
-                    "micro_batch": trainer.micro_batch,
+        data = trainer.data
+        args = (trainer.raw_model, data.test_set, data.eval_transform)
+        torch.save({"grads": grads, "micro_batch": trainer.micro_batch,
+                    "params": {k: v.detach().clone() for k, v in trainer.raw_model.named_parameters()},
+                    "history": trainer.history,
+                    "sharded": evaluate(*args, batch_size=1, rank=rank, world_size=world_size),
+                    "alone": evaluate(*args, batch_size=1),
                     "saved": trainer.save("probe.pt") is not None},
                    os.path.join(results, f"rank{rank}.pt"))
     finally:
         destroy_distributed()
+
+
+def keep_first_step_gradients(trainer) -> dict[str, torch.Tensor]:
+    """The gradients the optimiser's first step uses (filled in when it runs)."""
+    grads: dict[str, torch.Tensor] = {}
+    names = {id(p): k for k, p in trainer.raw_model.named_parameters()}
+
+    def keep(optimizer, args, kwargs) -> None:
+        if not grads:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    grads[names[id(p)]] = p.grad.detach().clone()
+
+    trainer.optimizer.register_step_pre_hook(keep)
+    return grads

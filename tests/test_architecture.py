@@ -2,7 +2,7 @@
 
 The rooms, in the order data flows through them (ARCHITECTURE.md)::
 
-    leaves (profiles, paths, depth_units, colab) -> world -> dataset -> depth | loading
+    leaves (profiles, paths, depth_units) -> colab -> world -> dataset -> depth | loading
       -> model, losses, metrics -> viz -> evaluate, checkpoint, distributed -> train
       -> predict -> cli -> bench, commands
 
@@ -26,7 +26,8 @@ MAX_FUNCTION_LINES = 60
 
 # Rank of each room (the first component under evacamel/, or the module's own name).
 RANKS = {
-    "__init__": 0, "__main__": 11, "profiles": 0, "paths": 0, "depth_units": 0, "colab": 0,
+    "__init__": 0, "__main__": 11, "profiles": 0, "paths": 0, "depth_units": 0,
+    "colab": 0.5,  # where a notebook runs: prints the profile, shows progress to everyone below
     "world": 1,
     "dataset": 2,
     "depth": 3, "loading": 3,

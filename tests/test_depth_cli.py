@@ -221,8 +221,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     root = make_dataset(tmp_path / "ds")
     assert cli_main(["depth", str(root), "--size", "0"]) == 1
     assert "--size" in capsys.readouterr().err
-    assert cli_main(["depth", str(root), "--estimator", str(tmp_path / "no-model")]) == 1
-    assert "not found" in capsys.readouterr().err
     meta = json.loads((root / "meta.json").read_text())
     meta["complete"] = False
     (root / "meta.json").write_text(json.dumps(meta))
@@ -233,6 +231,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         depth_items(root)
     # nothing was written
     assert png_to_meters(np.array(Image.open(root / "depth/img_00000000.png"))).max() == FAR_M
+
+
+def test_cli_names_a_missing_model_in_one_line(tmp_path, capsys):
+    pytest.importorskip("transformers")  # without it the error asks for transformers first
+    root = make_dataset(tmp_path / "ds")
+    assert cli_main(["depth", str(root), "--estimator", str(tmp_path / "no-model")]) == 1
+    assert "not found" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -171,28 +171,50 @@ def test_loader_benchmark_runs(capsys):
         assert name in out
 
 
-def test_ensure_packed_waits_for_another_builder(root):
+def test_ensure_packed_waits_for_another_builder(root, monkeypatch):
+    """Event order, not timing: the second builder polls the first one's lock and builds
+    only after it is released; a dead builder's lock is taken over without waiting."""
     import os
     import threading
+    import time
+    import types
 
+    import evacamel.dataset.atomic as atomic
     from evacamel.profiles import get_profile
 
     profile = get_profile("quick").replace(input_size=S)
     lock = packed_dir(root, S).with_name(f"packed-{S}.lock")
+    events: list[str] = []
+    real_pack = pack.pack_dataset
+
+    def build(*args, **kwargs):
+        events.append("build")
+        return real_pack(*args, **kwargs)
+
+    def poll(seconds: float) -> None:  # the lock is held: "the first builder" finishes now
+        events.append("waiting")
+        if lock.exists():
+            lock.unlink()
+            events.append("released")
+
+    monkeypatch.setattr(pack, "pack_dataset", build)
+    monkeypatch.setattr(atomic, "time", types.SimpleNamespace(time=time.time, sleep=poll))
     lock.write_text(str(os.getpid()))  # "another builder" (alive: this process)
     done = []
     t = threading.Thread(target=lambda: done.append(pack.ensure_packed(profile, root=root,
                                                                        workers=0)))
     t.start()
-    t.join(1.5)
-    assert not done  # waiting for the lock
-    lock.unlink()
-    t.join(60)
+    t.join(600)  # a guard against a hang, not a timing assumption
+    lock.unlink(missing_ok=True)
+    t.join()
+    assert events == ["waiting", "released", "build"]  # waited for the lock, then built
     assert done == [packed_dir(root, S)] and not lock.exists()
+
+    events.clear()
     lock.write_text("999999999")  # a dead builder's lock is taken over
     (packed_dir(root, S) / "manifest.json").unlink()
     assert pack.ensure_packed(profile, root=root, workers=0) == packed_dir(root, S)
-    assert not lock.exists()
+    assert events == ["build"] and not lock.exists()
 
 
 def test_decode_vs_packed_times_the_same_samples_and_catches_a_stale_cache(root):

@@ -23,8 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import TensorDataset
 
 from evacamel.bench._timing import Measurement, measure, print_comparison
+from evacamel.loading.prepare import TrainData
+from evacamel.loading.transforms import EvalTransform
+from evacamel.losses import CamelLoss
+from evacamel.model import CamelUNet, flops_per_sample, split_outputs
+from evacamel.profiles import get_profile
+from evacamel.train import TrainConfig, Trainer
 
 HELP = "training samples/s: our loop (uint8, channels_last, AMP, compile) vs the seed's fp32 loop"
 
@@ -53,11 +60,6 @@ def _sync(device: torch.device):
 def measure_seed_loop(profile: Any = None, steps: int = 20, *, batch_size: int | None = None,
                       device: str | torch.device | None = None, warmup: int = 3) -> Measurement:
     """The seed's way: fp32, NCHW, normalised float inputs from pageable host memory."""
-    from evacamel.loading.transforms import EvalTransform
-    from evacamel.losses import CamelLoss
-    from evacamel.model import CamelUNet, split_outputs
-    from evacamel.profiles import get_profile
-
     p = get_profile(profile)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bs = batch_size or p.batch_size
@@ -94,12 +96,6 @@ def measure_our_loop(profile: Any = None, steps: int = 20, *, batch_size: int | 
 
     Returns the measurement and the Trainer (for its model, device and settings).
     """
-    from torch.utils.data import TensorDataset
-
-    from evacamel.loading.transforms import EvalTransform
-    from evacamel.profiles import get_profile
-    from evacamel.train import TrainConfig, TrainData, Trainer
-
     p = get_profile(profile)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bs = batch_size or p.batch_size
@@ -136,8 +132,6 @@ def measure_our_loop(profile: Any = None, steps: int = 20, *, batch_size: int | 
 def mfu(samples_per_s: float, model: torch.nn.Module, input_size: int,
         peak_tflops: float = H100_BF16_DENSE_TFLOPS) -> tuple[float, float]:
     """``(achieved TFLOP/s, utilisation in [0, 1])`` of training at ``samples_per_s``."""
-    from evacamel.model import flops_per_sample
-
     flops = flops_per_sample(model, input_size, backward=True)
     achieved = samples_per_s * flops / 1e12
     return achieved, achieved / peak_tflops
@@ -177,8 +171,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from evacamel.profiles import get_profile
-
     p = get_profile(args.profile)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bs = args.batch_size or p.batch_size

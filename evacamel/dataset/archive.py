@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
-from tqdm.auto import tqdm
+from evacamel.colab import progress_bar
 
 __all__ = ["ArchiveError", "ExtractLimits", "archive_kind", "check_whole", "check_archive",
            "is_extracted", "safe_extract"]
@@ -425,7 +425,7 @@ def _extract_to_temp(archive: Path, dest: Path, entries: list[_Entry],
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
         with _open_archive(archive) as handle, \
-                tqdm(total=sum(e.size for e in entries), unit="B", unit_scale=True,
+                progress_bar(total=sum(e.size for e in entries), unit="B", unit_scale=True,
                      unit_divisor=1024, desc=f"extract {archive.name}",
                      disable=None if progress is None else not progress) as bar:
             for entry in entries:

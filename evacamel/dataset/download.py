@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
-from tqdm.auto import tqdm
+from evacamel.colab import progress_bar
 
 from evacamel.dataset.archive import (ArchiveError, ExtractLimits, archive_kind, check_whole,
                                       is_extracted, safe_extract)
@@ -185,7 +185,7 @@ def _fetch_once(t: _Transfer, *, timeout: float, progress: bool | None,
     with resp:
         start, total = _response_span(t, resp, have)
         with open(t.part, "ab" if start else "wb") as f, \
-                tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                progress_bar(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
                      desc=t.part.name[:-5],
                      disable=None if progress is None else not progress) as bar:
             for block in iter(lambda: resp.read(_CHUNK), b""):
@@ -528,7 +528,7 @@ def make_archive(root: str | os.PathLike, archive: str | os.PathLike, *,
     tmp = tmp_name(archive)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            for path in tqdm(files, desc=f"zip {archive.name}", unit="file",
+            for path in progress_bar(files, desc=f"zip {archive.name}", unit="file",
                              disable=None if progress is None else not progress):
                 zf.write(path, path.relative_to(root).as_posix())
         os.replace(tmp, archive)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from evacamel.colab import progress_bar
 
 from evacamel.dataset.atomic import atomic_write, clean_stale_temps, folder_lock, tmp_name
 from evacamel.dataset.format import (INDEX_NAME, SOURCES_NAME, WORK, is_complete, prepare_root,
@@ -138,7 +138,7 @@ def _write_sources(root: Path, plan: Plan, workers: int, disable: bool | None) -
                 tasks.append((kind, ids))
     if tasks or not (root / SOURCES_NAME).is_file():
         todo = sum(len(ids) for _, ids in tasks)
-        with tqdm(total=plan.n_bg + plan.n_fg, initial=plan.n_bg + plan.n_fg - todo,
+        with progress_bar(total=plan.n_bg + plan.n_fg, initial=plan.n_bg + plan.n_fg - todo,
                   desc="backgrounds and camels", unit="img", disable=disable) as bar:
             run_tasks(root, plan, tasks, workers, lambda kind, n: bar.update(n))
         writer.write_sources_json()
@@ -164,7 +164,7 @@ def _write_samples(root: Path, plan: Plan, chunks: list[int], workers: int,
         if on_chunk is not None:
             on_chunk(done)
 
-    with tqdm(total=total, initial=total - left, desc="samples", unit="sample",
+    with progress_bar(total=total, initial=total - left, desc="samples", unit="sample",
               disable=disable, smoothing=0.1) as bar:
         run_tasks(root, plan, [("chunk", c) for c in todo], workers, chunk_written)
 
@@ -212,7 +212,7 @@ def write_dataset(out: str | os.PathLike, profile: Profile | str | None = None, 
         shard: ``(i, n)`` or ``"i/n"``: write only chunks ``c % n == i`` (plus sources);
             merge the shards with :func:`finalize_dataset`.
         workers: processes (default: every usable CPU); 1 runs in this process.
-        progress: show tqdm progress bars (``None``: only in a terminal or notebook).
+        progress: show progress bars (``None``: only in a terminal or notebook).
         zip_parts: also write ``dataset_0.zip`` ... ``dataset_<N-1>.zip`` and
             ``dataset_bg.zip`` (the seed shipped 10 parts).
         clahe: equalise the backgrounds' brightness with CLAHE (the seed's step).

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from evacamel.colab import progress_bar
 
 from evacamel.dataset.atomic import atomic_write
 from evacamel.dataset.format import (EXACT_DEPTH_DIR, INDEX_NAME, read_index, read_meta,
@@ -79,7 +79,7 @@ class RewriteOptions:
         normalisation: ``"auto"`` or ``"seed"`` (see :mod:`evacamel.depth.storage`).
         batch_size: images per estimator call.
         force: redo every map even if this estimator already made them.
-        progress: tqdm bar (``None``: only on a terminal / notebook).
+        progress: a progress bar (``None``: only on a terminal / notebook).
         workers: threads reading images and writing PNGs.
     """
 
@@ -326,7 +326,7 @@ def rewrite_depth(root: str | os.PathLike, estimator: DepthEstimator,
         parent.mkdir(parents=True, exist_ok=True)  # own-picture datasets have no depth/ yet
     done = _read_done(root / DONE_FILE, {it.depth for it in items})
     finished = [len(done)]
-    bar = tqdm(total=len(items), initial=len(done), unit="map", desc="depth maps",
+    bar = progress_bar(total=len(items), initial=len(done), unit="map", desc="depth maps",
                disable=None if o.progress is None else not o.progress)
 
     def on_map(n: int) -> None:

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
-from tqdm.auto import tqdm
+from evacamel.colab import progress_bar
 
 from evacamel.dataset.atomic import folder_lock, write_json
 from evacamel.dataset.format import INDEX_NAME, META_NAME, meta_from_bytes, read_meta
@@ -221,7 +221,7 @@ def _pack_missing_chunks(dataset: ImageDataset, folder: Path, chunk_rows: int,
     todo = [c for c in chunks if not (folder / _CHUNKS / f"{c[0]:06d}.done").is_file()]
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     workers = min(workers, len(todo))
-    with tqdm(total=n, initial=n - sum(c[2] - c[1] for c in todo), unit="sample", desc=desc,
+    with progress_bar(total=n, initial=n - sum(c[2] - c[1] for c in todo), unit="sample", desc=desc,
               disable=None if progress is None else not progress) as bar:
         if workers <= 1:
             for c, s, e in todo:
@@ -262,7 +262,7 @@ def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | No
         workers: processes decoding chunks (default: CPU count; 0 or 1: in this process).
         chunk_rows: rows per chunk (the unit of resumption).
         force: rebuild even if a current cache exists.
-        progress: tqdm bar (``None``: only when interactive).
+        progress: a progress bar (``None``: only when interactive).
 
     Returns:
         The cache folder (``<root>/packed-<S>``).

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from evacamel.colab import progress_bar
 
 from evacamel.dataset.format import META_NAME, read_meta, write_meta
 from evacamel.dataset.write import ensure_dataset
@@ -205,7 +205,7 @@ def compute_histograms(data: str | os.PathLike | Iterable[dict[str, torch.Tensor
     if isinstance(data, Dataset):
         loader = DataLoader(data, batch_size=batch_size, num_workers=workers or 0,
                             collate_fn=collate_samples)
-        for batch in tqdm(loader, desc="stats", unit="batch",
+        for batch in progress_bar(loader, desc="stats", unit="batch",
                           disable=None if progress is None else not progress):
             hist.add_batch(batch)
         hist.input_size = getattr(data, "input_size", None)

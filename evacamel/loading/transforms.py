@@ -23,6 +23,7 @@ optional ``generator``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from evacamel.loading.stats import DEFAULT_STATS, read_stats
 
 __all__ = [
     "normalization_from_stats",
+    "stats_from_normalization",
     "batch_to_float",
     "normalize",
     "denormalize",
@@ -63,6 +65,13 @@ def normalization_from_stats(stats: dict[str, Any] | None) -> tuple[torch.Tensor
         raise ValueError(f"statistics need 3 means and 3 positive stds for bg and fg_bg, "
                          f"got mean={mean.tolist()} std={std.tolist()}")
     return mean.view(1, 6, 1, 1), std.view(1, 6, 1, 1)
+
+
+def stats_from_normalization(mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
+    """The inverse of :func:`normalization_from_stats`: 6 means and 6 stds (bg RGB, then
+    fg_bg RGB, as a checkpoint stores them) -> the statistics dict the transforms take."""
+    return {"bg": {"mean": list(mean[:3]), "std": list(std[:3])},
+            "fg_bg": {"mean": list(mean[3:]), "std": list(std[3:])}}
 
 
 def batch_to_float(batch: dict[str, torch.Tensor], device: torch.device | str | None = None
