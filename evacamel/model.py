@@ -242,11 +242,11 @@ def block_summary(model: nn.Module, input_size: int = 256) -> list[BlockRow]:
 
 def block_table(rows: list[BlockRow]) -> str:
     """The :func:`block_summary` rows as a markdown table, with a total row."""
-    lines = ["| block | convolutions (in -> out) | output (C x H x W) | parameters | "
+    lines = ["| block | convolutions (in→out) | output (C×H×W) | parameters | "
              "GFLOP forward |", "|---|---|---|---:|---:|"]
     for r in rows:
-        convs = ", ".join(f"{a} -> {b}" for a, b in r.convs)
-        shape = " x ".join(str(s) for s in r.output_shape)
+        convs = ", ".join(f"{a}→{b}" for a, b in r.convs)
+        shape = "×".join(str(s) for s in r.output_shape)
         lines.append(f"| {r.name} | {convs} | {shape} | {r.params:,} | {r.flops / 1e9:.2f} |")
     params, flops = sum(r.params for r in rows), sum(r.flops for r in rows)
     lines.append(f"| **total** | | | **{params:,}** | **{flops / 1e9:.2f}** |")

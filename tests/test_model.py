@@ -85,6 +85,6 @@ def test_block_summary_has_one_row_per_block_with_its_cost():
     assert sum(r.flops for r in rows) == flops_per_sample(model, 64)
     assert by_name["down0"].flops == 2 * 9 * (6 * 64 + 64 * 64) * 64 * 64
     table = block_table(rows)
-    assert "| up4 | 512 -> 256, 256 -> 256 | 256 x 4 x 4 | 1,770,496 |" in table
+    assert "| up4 | 512→256, 256→256 | 256×4×4 | 1,770,496 |" in table
     assert f"| **total** | | | **{SEED_PARAMETERS:,}** |" in table
     assert model.training  # left in the mode it was in
