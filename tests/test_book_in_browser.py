@@ -450,6 +450,8 @@ CLAIMS_03 = [
     Claim("03: the mask's mean is the camel's share", "notebooks/03_dataset_statistics",
           r"mask['’]s mean is the camel['’]s share of the target pixels: ([\d.]+)",
           r"masks\s+([\d.]+)\s+[\d.]+\s", _agrees()),
+    Claim("03: the first batch lands close to 0", "notebooks/03_dataset_statistics",
+          r"its means run from (-[\d.]+) to ([\d.]+)\)", r"one batch: mean" + _ROW, _relation(_spans)),
     Claim("03: one batch's means scatter around 0", "notebooks/03_dataset_statistics",
           r"the means scatter from (-[\d.]+) to \+([\d.]+)",
           r"lowest mean" + _ROW + r"\s+\d+ batches: highest mean" + _ROW, _relation(_spans)),
