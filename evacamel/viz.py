@@ -20,6 +20,9 @@ from evacamel.colab import widget_frontend
 if TYPE_CHECKING:
     import ipywidgets as widgets
 
+    from evacamel.loading.stats import Histograms
+    from evacamel.model import BlockRow
+
 __all__ = ["to_numpy_image", "depth_to_rgb", "overlay_mask", "show_grid", "show_rows",
            "plot_value_vs_depth", "plot_history", "show_predictions", "prediction_browser",
            "show_samples", "plot_value_histograms", "plot_mask_coverage",
@@ -331,7 +334,7 @@ def plot_value_histograms(hist: "object", *, title: str | None = None) -> plt.Fi
 
     from evacamel.depth_units import target_to_meters
 
-    counts = hist.counts  # type: ignore[attr-defined]
+    counts = hist.counts
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     x = np.arange(256)
     for kind, style in (("bg", "--"), ("fg_bg", "-")):
@@ -455,7 +458,7 @@ def _draw_ground_depth(ax: plt.Axes, counts: dict) -> None:
     ax.xaxis.set_major_formatter(mpl_ticker.ScalarFormatter())
 
 
-def plot_value_distributions(hist: "object", *, width: float = COLUMN_INCHES) -> plt.Figure:
+def plot_value_distributions(hist: Histograms, *, width: float = COLUMN_INCHES) -> plt.Figure:
     """:func:`plot_value_histograms` stacked in one column, ``width`` inches wide.
 
     ``hist``: :func:`evacamel.loading.stats.compute_histograms` output. Rows: image
@@ -463,7 +466,7 @@ def plot_value_distributions(hist: "object", *, width: float = COLUMN_INCHES) ->
     meters (log axis; the sky's share in the title).
     """
     fig, axes = plt.subplots(3, 1, figsize=(width, 0.95 * width))
-    counts = hist.counts  # type: ignore[attr-defined]
+    counts = hist.counts
     _draw_image_values(axes[0], counts)
     _draw_mask_values(axes[1], counts)
     _draw_ground_depth(axes[2], counts)
@@ -519,24 +522,24 @@ def plot_camel_distributions(rows: Sequence[dict], source_size: int, *,
     return fig
 
 
-def plot_block_costs(rows: Sequence["object"], *, width: float = COLUMN_INCHES) -> plt.Figure:
+def plot_block_costs(rows: Sequence[BlockRow], *, width: float = COLUMN_INCHES) -> plt.Figure:
     """Parameters and forward FLOPs per U-Net block, one panel above the other.
 
     ``rows``: :func:`evacamel.model.block_summary` output. Encoder blocks brown, decoder
     blocks blue, heads grey; each bar of the lower panel is labelled with the block's
     output size, so the cost can be read against the resolution it works at.
     """
-    names = [r.name for r in rows]  # type: ignore[attr-defined]
+    names = [r.name for r in rows]
     colors = ["#c2894b" if n.startswith("down") else "#4b7fc2" if n.startswith("up") else "#666"
               for n in names]
     fig, axes = plt.subplots(2, 1, figsize=(width, 0.75 * width), sharex=True)
-    params = [r.params / 1e6 for r in rows]  # type: ignore[attr-defined]
-    flops = [r.flops / 1e9 for r in rows]  # type: ignore[attr-defined]
+    params = [r.params / 1e6 for r in rows]
+    flops = [r.flops / 1e9 for r in rows]
     axes[0].bar(names, params, color=colors)
     axes[0].set(ylabel="parameters (millions)",
                 title=f"parameters: {sum(params):.2f} million in all")
     bars = axes[1].bar(names, flops, color=colors)
-    sides = [r.output_shape[-1] for r in rows]  # type: ignore[attr-defined]
+    sides = [r.output_shape[-1] for r in rows]
     for bar, side in zip(bars, sides):
         axes[1].annotate(f"{side} px", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                          ha="center", va="bottom", fontsize=7)
