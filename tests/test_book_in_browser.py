@@ -174,20 +174,15 @@ _WIDE_CODE = ("issue 14, item 4, 'the code that matters in view': code lines wid
               "behind a scroll bar (every chapter's '# use_google_drive()' line, among others)")
 _PROGRESS = ("issue 14: 'no progress-bar debris' (05: the saved page holds 37 tqdm bars, one red at 16%); "
              "02 still prints a bar")
-# Chapters whose pages pass the figure, code and output width checks (course-a: 03 and 04),
-# but for the setup cell that every chapter shares word for word.
+# Chapters whose pages pass the figure, code and output width checks.
 _FIXED = {"03", "04"}
-_SETUP_CELL = ("the setup_notebook cell all six chapters share word for word has a 91-character comment "
-               "line ('# On Colab, tick the box to keep checkpoints on your Google Drive: a run then resumes "
-               "after'): reflow it in every chapter at once; 03 and 04 have no other wide code line")
 
 # (check, page) -> the issue's words: what the chapter author is to fix. Strict xfails: a
 # page that is fixed fails as XPASS; then delete its line. "output width" is not strict:
 # outputs print absolute paths, so whether a line fits depends on where the book is built.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
     **{("figure width", f"notebooks/{c}"): _WIDE_FIGURES for c in _CHAPTERS if c[:2] not in _FIXED},
-    **{("code width", f"notebooks/{c}"): _WIDE_CODE if c[:2] not in _FIXED else _SETUP_CELL
-       for c in _CHAPTERS},
+    **{("code width", f"notebooks/{c}"): _WIDE_CODE for c in _CHAPTERS if c[:2] not in _FIXED},
     **{("output width", f"notebooks/{c}"): _WIDE_OUTPUTS for c in _CHAPTERS if c[:2] not in _FIXED},
     ("progress bars", "notebooks/02_depth_mapping"): _PROGRESS,
     ("float noise", "notebooks/02_depth_mapping"):
