@@ -103,7 +103,7 @@ def render_split(profile: Profile | str | None, seeds: SplitSeeds, samples: int,
 
 def rendered_training_data(profile: Profile | str | None = None, *, train_samples: int,
                            test_samples: int, seed: int | None = None, augment: str = "auto",
-                           device: torch.device | str | None = None) -> TrainData:
+                           device: torch.device | str | None = None, pool: int = 128) -> TrainData:
     """The profile's training and test splits rendered on ``device`` (see the module doc),
     normalised by the rendered training split's statistics.
 
@@ -113,6 +113,8 @@ def rendered_training_data(profile: Profile | str | None = None, *, train_sample
         seed: the dataset plan's seed (default the profile's); the placements of the two
             splits come from it too.
         augment: as :func:`~evacamel.loading.prepare.training_data`.
+        pool: at most this many backgrounds and camels of each split are rendered (the
+            full profile's 80 + 20 of each fit in the default).
     """
     p = get_profile(profile)
     device = torch.device(device if device is not None else
@@ -120,10 +122,12 @@ def rendered_training_data(profile: Profile | str | None = None, *, train_sample
     base = p.seed if seed is None else int(seed)
     seeds = plan_seeds(p, base)
     train = render_split(p, seeds["train"], train_samples, seed=stream_seed(base, "placements", 1),
-                         device=device)
+                         device=device, pool=pool)
     test = render_split(p, seeds["test"], test_samples, seed=stream_seed(base, "placements", 2),
-                        device=device)
-    stats = compute_stats(train, input_size=p.input_size, progress=False)
+                        device=device, pool=pool)
+    stats = compute_stats((train[list(range(i, min(i + 256, len(train))))]
+                           for i in range(0, len(train), 256)), input_size=p.input_size,
+                          progress=False)
     train_tf, eval_tf, mean, std = make_transforms(stats, augment, device)
     return TrainData(train_set=train, test_set=test, train_transform=train_tf,
                      eval_transform=eval_tf, mean=mean, std=std, collate_fn=_as_batch)
