@@ -307,7 +307,7 @@ def footprint(profile: Profile | str | None = None, *, root: str | os.PathLike |
         props = torch.cuda.get_device_properties(device)
         fp.gpu_name, fp.gpu_total_bytes = props.name, props.total_memory
     _gpu_memory(fp, p, fit)
-    samples = train_samples or round(p.samples * (1 - p.test_fraction) ** 2)
+    samples = train_samples or p.samples - round(p.samples * p.test_fraction)  # as the plan splits
     known = gpu_peak_tflops(fp.gpu_name) if fp.gpu_name else None
     if known is not None:
         fp.peak_tflops = known[1]

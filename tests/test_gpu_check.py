@@ -46,3 +46,14 @@ def test_speed_table_on_cpu_has_no_autocast_row():
     assert len(rows) == 3 and not any("autocast" in n for n in names)
     assert all(m.items == 4 for m in rows)  # one batch, the same for every row
     assert fitting_batch(p, device="cpu") == 4
+
+
+def test_chapter_06_model_is_never_trained_silently(tmp_path, monkeypatch):
+    import pytest
+
+    from evacamel.predict import load_trained
+
+    monkeypatch.setenv("EVACAMEL_RUNS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="evacamel train --profile quick"):
+        load_trained("quick")
+    assert not (tmp_path / "quick").exists()  # nothing trained, nothing written
