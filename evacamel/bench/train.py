@@ -108,13 +108,14 @@ def measure_our_loop(profile: Any = None, steps: int = 20, *, batch_size: int | 
                      train_transform=tf, eval_transform=tf, mean=tf.mean.flatten().tolist(),
                      std=tf.std.flatten().tolist())
     trainer = Trainer(cfg, data, progress=False, verbose=False)
-    batches = make_batches(4, bs, p.input_size)
+    accum = trainer.accum_steps  # on CUDA: as many micro-batches as the memory needs
+    batches = make_batches(4 * accum, trainer.micro_batch, p.input_size)
     if device.type == "cuda":
         batches = [{k: v.pin_memory() for k, v in b.items()} for b in batches]
 
     def run(n: int) -> int:
         for i in range(n):
-            trainer.train_step([batches[i % len(batches)]])
+            trainer.train_step([batches[(i * accum + j) % len(batches)] for j in range(accum)])
         return n * bs
 
     if name is None:
@@ -124,6 +125,8 @@ def measure_our_loop(profile: Any = None, steps: int = 20, *, batch_size: int | 
         parts.append({None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype])
         if compile:
             parts.append("compile")
+        if accum > 1:
+            parts.append(f"{trainer.micro_batch} x {accum} accumulated")
         name = "our loop (" + ", ".join(parts) + ")"
     m = measure(name, lambda: run(steps), warmup=lambda: run(warmup if not compile else warmup + 2),
                 sync=_sync(device))
