@@ -776,7 +776,8 @@ def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | N
     if resume is not None:
         trainer.restore(resume)
     if verbose and dist_info.is_main:  # before the long part: what it needs, how long it takes
-        print(footprint(cfg.data_profile(), root=cfg.data or paths.dataset_dir(cfg.profile),
+        run = cfg.data_profile().replace(batch_size=cfg.batch_size, width=cfg.width)
+        print(footprint(run, root=cfg.data or paths.dataset_dir(cfg.profile),
                         device=trainer.device,
                         train_samples=len(data.train_set), fit=trainer.memory_fit,
                         epochs=cfg.epochs).table(), flush=True)

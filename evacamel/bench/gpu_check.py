@@ -249,15 +249,16 @@ def check_bench(s: Setup) -> tuple[list[Row], float]:
     return rows, ours.rate
 
 
-def check_render(s: Setup, train_rate: float) -> list[Row]:
-    """Rendering training data on the device beside the training step's samples/s."""
+def check_render(s: Setup, train_rate: float) -> tuple[list[Row], float]:
+    """Rendering training data on the device beside the training step's samples/s;
+    returns the rows and the rendering rate."""
     batches = 8 if s.cuda else 2
     render, pool_s = measure_render(s.profile, batches, device=s.device, pool=min(32, s.pool))
     ratio = render.rate / train_rate
     return [Row("rendering", render.name, "ok",
                 f"{render.rate:,.1f} samples/s = x{ratio:.2f} the training step",
                 f"pool rendered once in {pool_s:.1f} s; "
-                + ("the GPU waits for data" if ratio < 1 else "the model never waits"))]
+                + ("the GPU waits for data" if ratio < 1 else "the model never waits"))], render.rate
 
 
 def _peak(s: Setup, fn: Callable[[], object]) -> int:
@@ -300,18 +301,22 @@ def check_t4(s: Setup, out: Path) -> list[Row]:
         torch.cuda.set_per_process_memory_fraction(1.0, s.device)
 
 
-def check_training(s: Setup, out: Path, train_rate: float) -> list[Row]:
-    """A time-boxed training of the profile's model on rendered data; held-out metrics."""
+def check_training(s: Setup, out: Path, train_rate: float, render_rate: float) -> list[Row]:
+    """A time-boxed training of the profile's model on rendered data; held-out metrics.
+    The rendering is time-boxed too (about a minute at ``render_rate``)."""
+    p = s.profile
+    fits = int(render_rate * 60) // p.batch_size * p.batch_size if math.isfinite(render_rate) else 0
+    n_train = min(s.train_samples, max(2 * p.batch_size, fits))
+    n_test = min(s.test_samples, max(32, n_train // 8))
     t0 = time.perf_counter()
-    data = rendered_training_data(s.profile, train_samples=s.train_samples,
-                                  test_samples=s.test_samples, device=s.device, pool=s.pool)
+    data = rendered_training_data(p, train_samples=n_train, test_samples=n_test,
+                                  device=s.device, pool=s.pool)
     seeds = plan_seeds(s.profile)
     held_out = not (set(seeds["train"].backgrounds) & set(seeds["test"].backgrounds)
                     or set(seeds["train"].camels) & set(seeds["test"].camels))
     rendered = time.perf_counter() - t0
-    p = s.profile
     steps = max(1, int(train_rate * s.train_seconds / p.batch_size))
-    epochs = max(1, steps * p.batch_size // s.train_samples)
+    epochs = max(1, steps * p.batch_size // n_train)
     t = Trainer(_config(p, s.device, out / "timeboxed", epochs=epochs, schedule="onecycle"),
                 data, progress=False, verbose=False)
     deadline = time.perf_counter() + s.train_seconds
@@ -320,7 +325,7 @@ def check_training(s: Setup, out: Path, train_rate: float) -> list[Row]:
     return [Row("time-boxed training", "held-out split", "ok" if held_out else "FAIL",
                 f"{len(seeds['test'].backgrounds)} test backgrounds, "
                 f"{len(seeds['test'].camels)} test camels never in training",
-                f"{s.train_samples}+{s.test_samples} samples rendered in {rendered:.0f} s"),
+                f"{n_train}+{n_test} samples rendered in {rendered:.0f} s"),
             Row("time-boxed training", f"{p.name} profile, {s.train_seconds:.0f} s",
                 "ok" if math.isfinite(metrics["mask_iou"]) else "FAIL",
                 f"mask IoU {metrics['mask_iou']:.3f}, depth SSIM {metrics['depth_ssim']:.3f}, "
@@ -356,9 +361,14 @@ def run_checks(s: Setup) -> list[Row]:
             rows += bench_rows
         except Exception as exc:
             rows.append(Row("bench train", "seed loop vs ours", "FAIL", _first_line(exc)))
-        rows += _guard("rendering", lambda: check_render(s, rate))
+        render_rate = float("nan")
+        try:
+            render_rows, render_rate = check_render(s, rate)
+            rows += render_rows
+        except Exception as exc:
+            rows.append(Row("rendering", "rendering", "FAIL", _first_line(exc)))
         rows += _guard("T4 rehearsal", lambda: check_t4(s, out))
-        rows += _guard("time-boxed training", lambda: check_training(s, out, rate))
+        rows += _guard("time-boxed training", lambda: check_training(s, out, rate, render_rate))
     return rows
 
 
