@@ -16,7 +16,10 @@ Profiles:
     to make the data) to mask IoU 0.86 and depth SSIM 0.94 on held-out scenes.
 ``full``
     A CUDA GPU (Colab or better) at the seed's sizes: 100 backgrounds x 100 camels,
-    1024 px sources, 256 px model input, the exact seed U-Net (width 64).
+    1024 px sources, 256 px model input, the exact seed U-Net (width 64). The batch of 128
+    is split into micro-batches that fit the GPU (on a T4 about 64 x 2, gradients
+    accumulated: :class:`evacamel.train.TrainConfig` ``accum_steps``); DataLoader workers
+    come from the cores that exist (:func:`loader_workers`: 1 on Colab's 2 vCPUs).
 
 Selection: ``EVACAMEL_PROFILE`` if set, else ``full`` when CUDA is available, else
 ``quick``.
