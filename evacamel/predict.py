@@ -47,13 +47,14 @@ from evacamel.loading.loader import open_dataset
 from evacamel.loading.transforms import EvalTransform, normalize, stats_from_normalization
 from evacamel.metrics import seed_depth_accuracy_to_ssim
 from evacamel.model import CamelUNet, split_outputs
-from evacamel.profiles import get_profile
+from evacamel.paths import run_dir
+from evacamel.profiles import Profile, get_profile
 from evacamel.viz import depth_to_rgb
 from evacamel.world.background import render_backgrounds
 from evacamel.world.camel import render_camels
 from evacamel.world.compose import compose, sample_placements
 
-__all__ = ["LoadedModel", "Prediction", "load_model", "prepare_pair", "predict_pair",
+__all__ = ["LoadedModel", "Prediction", "load_model", "load_trained", "prepare_pair", "predict_pair",
            "predict_files", "open_split", "render_new_pairs", "compare_with_seed",
            "SEED_REPORTED"]
 
@@ -85,6 +86,24 @@ class LoadedModel:
         computed in fp32 (also inside an ``autocast`` block)."""
         with torch.autocast(self.device.type, enabled=False):
             return split_outputs(self.model(x.to(self.device)).float())
+
+
+def load_trained(profile: Profile | str | None = None, name: str = "best.pt",
+                 device: str | torch.device | None = None) -> LoadedModel:
+    """The model the profile's training run saved (``runs/<profile>/<name>``, or under
+    ``$EVACAMEL_RUNS``, e.g. on Google Drive): never trains one.
+
+    Raises:
+        FileNotFoundError: there is no such checkpoint; the message says what to run.
+    """
+    p = get_profile(profile)
+    checkpoint = run_dir(p.name) / name
+    if not checkpoint.is_file():
+        raise FileNotFoundError(
+            f"{checkpoint}: no trained model for the {p.name} profile yet; run chapter 05 "
+            f"(notebooks/05_training.ipynb) or `evacamel train --profile {p.name}` first "
+            f"(on Colab with KEEP_RUNS_ON_DRIVE ticked in both chapters, it is kept on Drive)")
+    return load_model(checkpoint, device)
 
 
 def load_model(checkpoint: str | os.PathLike | LoadedModel,
