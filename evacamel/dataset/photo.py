@@ -1,0 +1,198 @@
+"""The one reader of a user's photos: backgrounds, camel cut-outs, ``predict``'s pairs.
+
+A student's photos come from phones, editors and the web: rotated by an EXIF tag, 16-bit,
+palette, grey + alpha, CMYK, animated, tiny, or huge. :func:`read_photo` turns any of them
+into what the rest of evacamel expects, a uint8 ``H x W x 3`` (RGB) or ``H x W x 4``
+(RGBA, straight alpha) array, upright, or refuses it with ONE line naming the file and
+what to do:
+
+* **EXIF orientation** is applied (a phone photo taken upright is read upright).
+* **16-bit** images keep their picture (``value >> 8``), never clip to white; palette,
+  grey, grey + alpha, CMYK and bilevel images are converted to RGB(A).
+* **Refused**: a folder or missing file, an unreadable or empty file, a multi-frame image
+  (animated GIF/PNG/WebP, multi-page TIFF: which frame would be meant?), an image whose
+  shorter side is under ``min_side`` pixels, and one of more than ``max_pixels`` pixels
+  (a "decompression bomb": a 50 KB PNG can claim 20000 x 20000 pixels, 1.2 GB decoded).
+  The size checks read only the file's header.
+
+Decoding. RGB photos are decoded by OpenCV (``cv2.imdecode``), which ``evacamel bench
+decode`` measured faster than PIL on 4000 x 3000 photos (JPEG and PNG, see that
+benchmark), applying EXIF orientation itself; with ``at_least`` a large JPEG is decoded
+at 1/2, 1/4 or 1/8 scale directly (``IMREAD_REDUCED_COLOR_*``: the DCT does the
+reduction) as long as its shorter side stays at least ``at_least`` pixels. RGBA cut-outs
+(which need the alpha channel, which OpenCV reads only without EXIF handling) and the
+formats OpenCV does not read are decoded by PIL with :func:`PIL.ImageOps.exif_transpose`.
+:func:`resize_area` resizes with area filtering (``cv2.INTER_AREA``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["MAX_PIXELS", "MIN_SIDE", "read_photo", "photo_size", "resize_area",
+           "center_square", "decode_with_pil", "decode_with_cv2"]
+
+MAX_PIXELS = 100_000_000
+"""Default pixel limit (100 Mpx: a 200 Mpx phone photo needs raising it; decoded RGB it
+takes 300 MB)."""
+MIN_SIDE = 16
+"""Default smallest shorter side, in pixels."""
+
+_MODES = ("RGB", "RGBA")
+_CV2_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                (2, cv2.IMREAD_REDUCED_COLOR_2))
+_CV2_FORMATS = {"JPEG", "PNG", "BMP", "WEBP", "TIFF"}
+
+
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    """The file opened lazily by PIL (header read, pixels not yet decoded)."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not an image file; name one image file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image file not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides
+            return Image.open(path)
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path}: more than {max_pixels:,} pixels, refused as a possible "
+                         f"decompression bomb; shrink the image (or raise max_pixels)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
+
+
+def _check_header(img: Image.Image, path: Path, max_pixels: int, min_side: int) -> None:
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ValueError(f"{path}: {w} x {h} pixels is more than the limit of {max_pixels:,} "
+                         "(a possible decompression bomb); shrink the image (or raise max_pixels)")
+    if min(w, h) < min_side:
+        raise ValueError(f"{path}: {w} x {h} pixels is too small; an image needs at least "
+                         f"{min_side} pixels on its shorter side")
+    if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":  # MPO: a phone JPEG + preview
+        raise ValueError(f"{path}: has {img.n_frames} frames (an animation or a multi-page "
+                         "file); save the one picture you mean as PNG or JPEG")
+
+
+def photo_size(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` as stored (before EXIF orientation), from the header only."""
+    path = Path(path)
+    with _open(path, max_pixels) as img:
+        return img.size
+
+
+def _reduced_flag(size: tuple[int, int], at_least: int | None) -> tuple[int, int]:
+    """The largest JPEG reduction (8, 4, 2) keeping the shorter side >= ``at_least``."""
+    if at_least:
+        for factor, flag in _CV2_REDUCED:
+            if min(size) // factor >= at_least:
+                return factor, flag
+    return 1, cv2.IMREAD_COLOR
+
+
+def decode_with_cv2(path: str | os.PathLike, *, at_least: int | None = None,
+                    fmt: str = "JPEG", size: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """OpenCV: uint8 RGB ``H x W x 3``, EXIF orientation applied, 16-bit scaled to 8-bit.
+
+    ``at_least`` (JPEG only): decode at 1/2, 1/4 or 1/8 scale while the shorter side of
+    the stored ``size`` stays at least that many pixels.
+    """
+    path = Path(path)
+    _, flag = _reduced_flag(size, at_least) if fmt == "JPEG" else (1, cv2.IMREAD_COLOR)
+    data = np.fromfile(path, dtype=np.uint8)
+    bgr = cv2.imdecode(data, flag)
+    if bgr is None:
+        raise ValueError(f"{path}: not a readable image (OpenCV could not decode it)")
+    if bgr.dtype != np.uint8:  # IMREAD_COLOR already scales 16-bit down; be sure
+        bgr = (bgr >> 8).astype(np.uint8) if bgr.dtype == np.uint16 else bgr.astype(np.uint8)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit grey and float images as 8-bit grey with the same picture."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 1.0 if img.mode == "F" and arr.max(initial=0) <= 1.0 else 1 / 257
+        arr = arr * (255.0 if scale == 1.0 else scale)
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    return img
+
+
+def decode_with_pil(path: str | os.PathLike, img: Image.Image | None = None, *,
+                    mode: str = "RGB", at_least: int | None = None) -> np.ndarray:
+    """PIL: uint8 ``H x W x C`` in ``mode`` ("RGB" or "RGBA"), EXIF orientation applied.
+
+    ``at_least`` (JPEG only): :meth:`PIL.Image.Image.draft` decodes at a reduced scale
+    while the shorter side stays at least that many pixels.
+    """
+    path = Path(path)
+    img = Image.open(path) if img is None else img
+    try:
+        if at_least and img.format == "JPEG":
+            w, h = img.size
+            factor, _ = _reduced_flag(img.size, at_least)
+            img.draft("RGB", (w // factor, h // factor))
+        img.load()
+        img = _to_8bit(ImageOps.exif_transpose(img))
+        if mode == "RGBA" or img.mode not in ("RGBA", "LA", "PA", "P"):
+            return np.asarray(img.convert(mode), dtype=np.uint8)
+        return np.asarray(img.convert("RGBA").convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable image ({' '.join(str(exc).split())})") from None
+
+
+def read_photo(path: str | os.PathLike, *, mode: str = "RGB", max_pixels: int = MAX_PIXELS,
+               min_side: int = MIN_SIDE, at_least: int | None = None) -> np.ndarray:
+    """A user's photo, upright, as uint8 ``H x W x 3`` (``mode="RGB"``) or ``H x W x 4``
+    (``"RGBA"``, straight alpha; an image without alpha gets alpha 255).
+
+    Args:
+        path: the image file (JPEG, PNG, BMP, WebP, TIFF, GIF ...).
+        mode: ``"RGB"`` or ``"RGBA"``.
+        max_pixels: refuse images with more pixels (width x height).
+        min_side: refuse images whose shorter side is smaller.
+        at_least: if given, a large JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long
+            as its shorter side stays at least this many pixels (much faster; the caller
+            resizes to its final size anyway).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: no such file, or a folder.
+        ValueError: unreadable, empty, multi-frame, too small or too large; one line
+            naming ``path`` and the limit.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"read_photo: mode {mode!r}: choose one of {', '.join(_MODES)}")
+    path = Path(path)
+    with _open(path, max_pixels) as img:
+        _check_header(img, path, max_pixels, min_side)
+        if mode == "RGB" and img.format in _CV2_FORMATS:
+            fmt, size = img.format, img.size
+        else:
+            return decode_with_pil(path, img, mode=mode, at_least=at_least)
+    return decode_with_cv2(path, at_least=at_least, fmt=fmt, size=size)
+
+
+def center_square(rgb: np.ndarray) -> np.ndarray:
+    """The largest centred square of an ``H x W x C`` array (a view)."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return rgb[top:top + side, left:left + side]
+
+
+def resize_area(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 ``H x W x C`` -> ``h x w x C`` (``size = (h, w)``) by area filtering
+    (``cv2.INTER_AREA``; the array itself when already that size)."""
+    h, w = size
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    out = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_AREA)
+    return out[..., None] if out.ndim == 2 and rgb.ndim == 3 else out
