@@ -65,7 +65,10 @@ def make_dataset(root: Path, *, source: str = "exact") -> Path:
 
 
 def _maps(root: Path) -> list[Path]:
-    return sorted((root / "depth").glob("*.png")) + sorted((root / "bg_depth").glob("*.png"))
+    """Every depth map of the dataset; never empty (a loop over none would check nothing)."""
+    maps = sorted((root / "depth").glob("*.png")) + sorted((root / "bg_depth").glob("*.png"))
+    assert maps, f"no depth maps under {root}/depth or {root}/bg_depth"
+    return maps
 
 
 def _stat(paths):

@@ -109,3 +109,14 @@ def test_center_square_and_area_resize():
     block[:2, :2] = 200  # area filtering averages each 2 x 2 block
     assert resize_area(block, (2, 2))[..., 0].tolist() == [[200, 0], [0, 0]]
     assert resize_area(block, (4, 4)) is block
+
+
+def test_bench_decode_prints_both_ways_and_the_ratio(capsys):
+    from evacamel.cli import main
+
+    assert main(["bench", "decode", "--photos", "1", "--width", "96", "--height", "64",
+                 "--size", "16", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    for fmt in ("JPEG", "PNG"):
+        assert f"{fmt} 96 x 64 -> 16 x 16" in out
+    assert out.count("vs PIL") == 4 and "OpenCV" in out
