@@ -165,8 +165,8 @@ def prepare_pair(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int, *,
     files, if they were read from files) are what an error names."""
     if bg.shape != fg_bg.shape:
         (h1, w1), (h2, w2) = bg.shape[-2:], fg_bg.shape[-2:]
-        raise ValueError(f"{names[0]} is {w1} x {h1} pixels but {names[1]} is {w2} x {h2}; "
-                         "the background and the composite must be the same size")
+        raise ValueError(f"{names[0]} ({w1} x {h1} pixels) and {names[1]} ({w2} x {h2}) differ "
+                         "in size; the background and the composite must be the same size")
     return make_image(bg[None], fg_bg[None], input_size)
 
 

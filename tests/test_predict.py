@@ -251,5 +251,7 @@ def test_overview_command_draws_new_scenes(trained, tmp_path, capsys):
         assert img.format == "JPEG" and img.width > 200 and img.height > img.width  # 5 rows x 2
     assert cli_main(["overview", str(tmp_path / "none.pt"), "--out", str(out)]) == 1
     assert "none.pt: no such checkpoint" in capsys.readouterr().err
-    assert cli_main(["overview", str(ckpt), "--out", str(tmp_path / "x.txt")]) == 1
+    with pytest.raises(SystemExit) as refused:  # argparse: usage, exit status 2
+        cli_main(["overview", str(ckpt), "--out", str(tmp_path / "x.txt")])
+    assert refused.value.code == 2
     assert ".png or .jpg" in capsys.readouterr().err and not (tmp_path / "x.txt").exists()
