@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from evacamel.dataset.photo import center_square, read_photo, resize_area
+from evacamel.dataset.photo import center_square, photo_size, read_photo, resize_area
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -74,7 +74,11 @@ def load_background(path: str | os.PathLike, size: int) -> torch.Tensor:
         ValueError: unreadable, multi-frame, over :data:`~evacamel.dataset.photo.MAX_PIXELS`,
             or its shorter side is smaller than ``size`` (upscaling would only blur it).
     """
-    rgb = read_photo(path, mode="RGB", min_side=size, at_least=size)
+    w, h = photo_size(path)
+    if min(w, h) < size:
+        raise ValueError(f"{path}: background is {w}x{h}, smaller than the output size "
+                         f"{size}x{size} (its shorter side must be at least {size} px)")
+    rgb = read_photo(path, mode="RGB", at_least=size)
     rgb = resize_area(center_square(rgb), (size, size))
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
 
