@@ -383,6 +383,19 @@ def test_predict_names_the_input_it_cannot_use(kind, checkpoint, tmp_path):
     assert _empty(tmp_path / "out")
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_predict_names_a_truncated_photo_in_one_line(suffix, checkpoint, tmp_path, capfd):
+    whole = tmp_path / f"whole{suffix}"
+    Image.fromarray(textured_rgb(96, 128)).save(whole)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    r = run_cli(["predict", checkpoint, "--bg", whole, "--fg-bg", cut, "--out", tmp_path / "out"])
+    assert_clean_error(r, mentions=[cut.name])
+    written = capfd.readouterr().err  # what C libraries wrote to the terminal themselves
+    assert written.strip() == "", f"a second line on stderr, from a C library: {written!r}"
+    assert _empty(tmp_path / "out")
+
+
 @pytest.mark.network
 def test_download_after_http_500_fails_cleanly(server, tmp_path, sleeps):
     route = Route(status=500)

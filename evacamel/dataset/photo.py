@@ -15,16 +15,17 @@ what to do:
   (a "decompression bomb": a 50 KB PNG can claim 20000 x 20000 pixels, 1.2 GB decoded).
   The size checks read only the file's header.
 
-Decoding. RGB photos are decoded by OpenCV (``cv2.imdecode``), which applies EXIF
-orientation itself; with ``at_least`` a large JPEG is decoded at 1/2, 1/4 or 1/8 scale
-directly (``IMREAD_REDUCED_COLOR_*``: the DCT does the reduction) as long as its shorter
-side stays at least ``at_least`` pixels. ``evacamel bench decode`` (4000 x 3000 photos to
-a 1024 px square, decode + EXIF + crop + area resize, both ways on the same files)
-measured OpenCV x1.1-1.2 PIL's rate for JPEG (2.1 vs 1.9 photos/s on a loaded 2-core
-machine) and the same rate for PNG (x0.8-1.1 over three runs): OpenCV for JPEG, and the
-same path for the rest to keep one. RGBA cut-outs (the alpha channel: OpenCV reads it only
-with ``IMREAD_UNCHANGED``, which skips EXIF and keeps 16 bits) and the formats OpenCV does
-not read (GIF ...) are decoded by PIL with :func:`PIL.ImageOps.exif_transpose`.
+Decoding. RGB JPEGs, most photos, are decoded by OpenCV (``cv2.imdecode``), which applies
+EXIF orientation itself; with ``at_least`` a large JPEG is decoded at 1/2, 1/4 or 1/8
+scale directly (``IMREAD_REDUCED_COLOR_*``: the DCT does the reduction) as long as its
+shorter side stays at least ``at_least`` pixels. ``evacamel bench decode`` (4000 x 3000
+photos to a 1024 px square: decode + EXIF + crop + area resize, both ways on the same
+files) measured OpenCV at x1.1-1.2 PIL's rate for JPEG (2.1 vs 1.9 photos/s on a loaded
+2-core machine) and the same rate for PNG (x0.8-1.1 over three runs). Everything else is
+decoded by PIL (with :func:`PIL.ImageOps.exif_transpose`): PNG (no faster with OpenCV, and
+libpng under OpenCV prints its own line to stderr on a truncated file, where PIL raises),
+the other formats, and RGBA cut-outs (OpenCV reads alpha only with ``IMREAD_UNCHANGED``,
+which skips EXIF and keeps 16 bits).
 :func:`resize_area` resizes with area filtering (``cv2.INTER_AREA``).
 """
 
@@ -50,7 +51,7 @@ MIN_SIDE = 16
 _MODES = ("RGB", "RGBA")
 _CV2_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
                 (2, cv2.IMREAD_REDUCED_COLOR_2))
-_CV2_FORMATS = {"JPEG", "PNG", "BMP", "WEBP", "TIFF"}
+_CV2_FORMATS = {"JPEG"}  # see the module docstring
 
 
 def _open(path: Path, max_pixels: int) -> Image.Image:
@@ -149,8 +150,8 @@ def decode_with_pil(path: str | os.PathLike, img: Image.Image | None = None, *,
         img.load()
         img = _to_8bit(ImageOps.exif_transpose(img))
         if mode == "RGBA" or img.mode not in ("RGBA", "LA", "PA", "P"):
-            return np.asarray(img.convert(mode), dtype=np.uint8)
-        return np.asarray(img.convert("RGBA").convert("RGB"), dtype=np.uint8)
+            return np.array(img.convert(mode), dtype=np.uint8)  # a writable copy
+        return np.array(img.convert("RGBA").convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ValueError(f"{path}: not a readable image ({' '.join(str(exc).split())})") from None
 
@@ -180,7 +181,7 @@ def read_photo(path: str | os.PathLike, *, mode: str = "RGB", max_pixels: int = 
     with _open(path, max_pixels) as img:
         _check_header(img, path, max_pixels, min_side)
         if mode == "RGB" and img.format in _CV2_FORMATS:
-            fmt, size = img.format, img.size
+            fmt, size = str(img.format), img.size
         else:
             return decode_with_pil(path, img, mode=mode, at_least=at_least)
     return decode_with_cv2(path, at_least=at_least, fmt=fmt, size=size)
