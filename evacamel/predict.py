@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from evacamel.checkpoint import load_checkpoint, load_weights
 from evacamel.dataset.atomic import atomic_write
 from evacamel.dataset.codec import encode_depth, encode_mask
-from evacamel.dataset.photo import MAX_PIXELS, MIN_SIDE, read_photo
+from evacamel.dataset.photo import MIN_SIDE, read_photo
 from evacamel.dataset.plan import derive_seed
 from evacamel.dataset.write import ensure_dataset
 from evacamel.depth_units import FAR_M, NEAR_M, target_to_meters
@@ -146,7 +146,7 @@ def _as_image(img: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
     """A ``3 x H x W`` uint8 or float [0, 1] tensor, or an image file (read upright by
     :func:`~evacamel.dataset.photo.read_photo`, with its size limits) -> ``3 x H x W``."""
     if isinstance(img, (str, os.PathLike)):
-        rgb = read_photo(img, mode="RGB", min_side=MIN_SIDE, max_pixels=MAX_PIXELS)
+        rgb = read_photo(img, mode="RGB", min_side=MIN_SIDE)
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
     if not isinstance(img, torch.Tensor) or img.ndim != 3 or img.shape[0] != 3:
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__

@@ -120,3 +120,24 @@ def test_bench_decode_prints_both_ways_and_the_ratio(capsys):
     for fmt in ("JPEG", "PNG"):
         assert f"{fmt} 96 x 64 -> 16 x 16" in out
     assert out.count("vs PIL") == 4 and "OpenCV" in out
+
+
+def test_the_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
+    from _hostile_fixtures import png_bytes_by_hand
+
+    from evacamel.dataset.photo import MAX_PIXELS_ENV, photo_size
+
+    claims = tmp_path / "claims.png"  # a header claiming 20000 x 10000 (PIL's own limit: ~179 Mpx)
+    claims.write_bytes(png_bytes_by_hand(20000, 10000, full=False))
+    with pytest.raises(ValueError, match=r"claims\.png: 200,000,000 pixels is more than the "
+                                         r"limit of 100,000,000.*EVACAMEL_MAX_PIXELS"):
+        photo_size(claims)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "300000000")
+    assert photo_size(claims) == (20000, 10000)  # PIL's own check lifted to the raised limit
+    Image.fromarray(_textured(40, 50)).save(tmp_path / "small.png")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "1000")
+    with pytest.raises(ValueError, match=r"small\.png: 50 x 40 pixels is more than the limit of 1,000"):
+        read_photo(tmp_path / "small.png")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ValueError, match="EVACAMEL_MAX_PIXELS='lots': give a whole number"):
+        read_photo(tmp_path / "small.png")

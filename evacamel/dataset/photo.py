@@ -32,6 +32,7 @@ which skips EXIF and keeps 16 bits).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -39,12 +40,15 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["MAX_PIXELS", "MIN_SIDE", "read_photo", "photo_size", "resize_area",
+__all__ = ["MAX_PIXELS", "MAX_PIXELS_ENV", "MIN_SIDE", "max_pixels_limit", "read_photo", "photo_size", "resize_area",
            "center_square", "decode_with_pil", "decode_with_cv2"]
 
 MAX_PIXELS = 100_000_000
-"""Default pixel limit (100 Mpx: a 200 Mpx phone photo needs raising it; decoded RGB it
-takes 300 MB)."""
+"""Default pixel limit (100 Mpx, 300 MB decoded as RGB; a 200 Mpx phone photo needs
+raising it with :data:`MAX_PIXELS_ENV`)."""
+MAX_PIXELS_ENV = "EVACAMEL_MAX_PIXELS"
+"""Environment variable that sets the pixel limit for every command and notebook."""
+_RAISE = f"shrink the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels>"
 MIN_SIDE = 16
 """Default smallest shorter side, in pixels."""
 
@@ -54,8 +58,20 @@ _CV2_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4)
 _CV2_FORMATS = {"JPEG"}  # see the module docstring
 
 
+def max_pixels_limit() -> int:
+    """The pixel limit: ``$EVACAMEL_MAX_PIXELS`` if set, else :data:`MAX_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "").replace(",", "")
+    if not text:
+        return MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: give a whole number "
+                         "of pixels, e.g. 200000000")
+    return int(text)
+
+
 def _open(path: Path, max_pixels: int) -> Image.Image:
-    """The file opened lazily by PIL (header read, pixels not yet decoded)."""
+    """The file opened lazily by PIL (header read, pixels not yet decoded); PIL's own bomb
+    check (at twice ``Image.MAX_IMAGE_PIXELS``) is lifted to ``max_pixels`` if that is higher."""
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder, not an image file; name one image file")
     if not path.is_file():
@@ -65,10 +81,18 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides
-            return Image.open(path)
-    except Image.DecompressionBombError:
-        raise ValueError(f"{path}: more than {max_pixels:,} pixels, refused as a possible "
-                         f"decompression bomb; shrink the image (or raise max_pixels)") from None
+            if max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
+                return Image.open(path)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            try:
+                return Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Image.DecompressionBombError as exc:
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        claimed = f"{int(size[1]):,} pixels" if size else "too many pixels"
+        raise ValueError(f"{path}: {claimed} is more than the limit of {max_pixels:,} (a possible "
+                         f"decompression bomb); {_RAISE}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from None
 
@@ -77,7 +101,7 @@ def _check_header(img: Image.Image, path: Path, max_pixels: int, min_side: int) 
     w, h = img.size
     if w * h > max_pixels:
         raise ValueError(f"{path}: {w} x {h} pixels is more than the limit of {max_pixels:,} "
-                         "(a possible decompression bomb); shrink the image (or raise max_pixels)")
+                         f"(a possible decompression bomb); {_RAISE}")
     if min(w, h) < min_side:
         raise ValueError(f"{path}: {w} x {h} pixels is too small; an image needs at least "
                          f"{min_side} pixels on its shorter side")
@@ -86,10 +110,10 @@ def _check_header(img: Image.Image, path: Path, max_pixels: int, min_side: int) 
                          "file); save the one picture you mean as PNG or JPEG")
 
 
-def photo_size(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def photo_size(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[int, int]:
     """``(width, height)`` as stored (before EXIF orientation), from the header only."""
     path = Path(path)
-    with _open(path, max_pixels) as img:
+    with _open(path, max_pixels or max_pixels_limit()) as img:
         return img.size
 
 
@@ -156,7 +180,7 @@ def decode_with_pil(path: str | os.PathLike, img: Image.Image | None = None, *,
         raise ValueError(f"{path}: not a readable image ({' '.join(str(exc).split())})") from None
 
 
-def read_photo(path: str | os.PathLike, *, mode: str = "RGB", max_pixels: int = MAX_PIXELS,
+def read_photo(path: str | os.PathLike, *, mode: str = "RGB", max_pixels: int | None = None,
                min_side: int = MIN_SIDE, at_least: int | None = None) -> np.ndarray:
     """A user's photo, upright, as uint8 ``H x W x 3`` (``mode="RGB"``) or ``H x W x 4``
     (``"RGBA"``, straight alpha; an image without alpha gets alpha 255).
@@ -164,7 +188,8 @@ def read_photo(path: str | os.PathLike, *, mode: str = "RGB", max_pixels: int = 
     Args:
         path: the image file (JPEG, PNG, BMP, WebP, TIFF, GIF ...).
         mode: ``"RGB"`` or ``"RGBA"``.
-        max_pixels: refuse images with more pixels (width x height).
+        max_pixels: refuse images with more pixels (width x height); default
+            :func:`max_pixels_limit` (``$EVACAMEL_MAX_PIXELS``, else 100 Mpx).
         min_side: refuse images whose shorter side is smaller.
         at_least: if given, a large JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long
             as its shorter side stays at least this many pixels (much faster; the caller
@@ -178,6 +203,7 @@ def read_photo(path: str | os.PathLike, *, mode: str = "RGB", max_pixels: int = 
     if mode not in _MODES:
         raise ValueError(f"read_photo: mode {mode!r}: choose one of {', '.join(_MODES)}")
     path = Path(path)
+    max_pixels = max_pixels or max_pixels_limit()
     with _open(path, max_pixels) as img:
         _check_header(img, path, max_pixels, min_side)
         if mode == "RGB" and img.format in _CV2_FORMATS:

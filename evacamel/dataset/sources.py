@@ -71,7 +71,7 @@ def load_background(path: str | os.PathLike, size: int) -> torch.Tensor:
     uint8 ``3 x size x size``.
 
     Raises:
-        ValueError: unreadable, multi-frame, over :data:`~evacamel.dataset.photo.MAX_PIXELS`,
+        ValueError: unreadable, multi-frame, over the pixel limit (``$EVACAMEL_MAX_PIXELS``),
             or its shorter side is smaller than ``size`` (upscaling would only blur it).
     """
     w, h = photo_size(path)
