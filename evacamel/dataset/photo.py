@@ -20,8 +20,9 @@ EXIF orientation itself; with ``at_least`` a large JPEG is decoded at 1/2, 1/4 o
 scale directly (``IMREAD_REDUCED_COLOR_*``: the DCT does the reduction) as long as its
 shorter side stays at least ``at_least`` pixels. ``evacamel bench decode`` (4000 x 3000
 photos to a 1024 px square: decode + EXIF + crop + area resize, both ways on the same
-files) measured OpenCV at x1.1-1.2 PIL's rate for JPEG (2.1 vs 1.9 photos/s on a loaded
-2-core machine) and the same rate for PNG (x0.8-1.1 over three runs). Everything else is
+files) measured OpenCV at x1.1-1.4 PIL's rate for JPEG over four runs on a loaded 2-core
+machine (4.5 vs 3.2 photos/s in the last) and about the same rate for PNG (x0.8-1.1).
+Everything else is
 decoded by PIL (with :func:`PIL.ImageOps.exif_transpose`): PNG (no faster with OpenCV, and
 libpng under OpenCV prints its own line to stderr on a truncated file, where PIL raises),
 the other formats, and RGBA cut-outs (OpenCV reads alpha only with ``IMREAD_UNCHANGED``,
