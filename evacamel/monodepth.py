@@ -194,7 +194,7 @@ def format_scores(scores: dict[str, dict[str, float]], pixels: str = "ground") -
 
     head = f"{'':26s}{'as predicted':^24s}{'scale+shift fit':^24s}"
     cols = f"{'':26s}" + f"{'AbsRel':>7s} {'RMSE m':>7s} {'delta1':>7s} " * 2
-    lines = [f"{pixels} pixels".ljust(26) + head[26:], cols.rstrip()]
+    lines = [(f"{pixels} pixels".ljust(26) + head[26:]).rstrip(), cols.rstrip()]
     for name, sc in scores.items():
         row = ""
         for fit in ("no fit", "scale+shift"):
@@ -264,6 +264,7 @@ def train_mono_depth(profile: str = "quick", *, out: str | os.PathLike, data: st
     the tests check).
     """
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     root = Path(data) if data is not None else mono_training_dataset(profile, progress=progress)
     with tempfile.TemporaryDirectory(prefix="evacamel-mono-depth-") as work:
