@@ -31,7 +31,7 @@ __all__ = ["ConstantDepth", "RowMeanDepth", "training_depth_target", "training_b
 
 
 def training_depth_target(root: str | os.PathLike, *, split: str = "train", size: int | None = None,
-                          batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+                          batch: int = 256, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean training target of ``split`` over the pixels nearer than the sky: ``(overall, per_row)``.
 
     The sky is left out because it is never scored (:func:`~evacamel.depth.align.valid_depth_mask`):
@@ -39,13 +39,14 @@ def training_depth_target(root: str | os.PathLike, *, split: str = "train", size
     0-dim float64 tensor, ``per_row`` is ``size`` float64 values (top row first; a row
     that is sky in every map gets the sky's target, 0), both in target units [0, 1].
     ``size``: the side the maps are read at (default: the dataset's depth size). Reads
-    ``batch`` maps at a time.
+    ``batch`` maps at a time; ``limit``: only the first ``limit`` maps of the split, in
+    index order (a large dataset's mean is known well long before its last map).
     """
     exact = ExactDepth(root)
     size = int(size or exact.meta.get("depth_size") or 0)
     if size <= 0:
         raise ValueError(f"{root}: meta.json gives no depth_size; pass size=")
-    keys = [r["depth_map_paths"] for r in read_index(root) if r.get("split") == split]
+    keys = [r["depth_map_paths"] for r in read_index(root) if r.get("split") == split][:limit]
     if not keys:
         raise ValueError(f"{root} has no {split!r} samples to fit a baseline on")
     sums = torch.zeros(size, dtype=torch.float64)
@@ -101,8 +102,10 @@ class RowMeanDepth(_FixedMap):
         super().__init__(torch.as_tensor(per_row, dtype=torch.float64).reshape(-1, 1), "per-row mean")
 
 
-def training_baselines(root: str | os.PathLike, *, split: str = "train") -> dict[str, DepthEstimator]:
+def training_baselines(root: str | os.PathLike, *, split: str = "train",
+                       limit: int | None = 4000) -> dict[str, DepthEstimator]:
     """``{"constant training mean": ConstantDepth, "per-row training mean": RowMeanDepth}``
-    fitted on ``split`` of the dataset at ``root`` (one pass over its depth maps)."""
-    overall, rows = training_depth_target(root, split=split)
+    fitted on ``split`` of the dataset at ``root`` (one pass over its first ``limit``
+    depth maps; ``None``: all)."""
+    overall, rows = training_depth_target(root, split=split, limit=limit)
     return {"constant training mean": ConstantDepth(overall), "per-row training mean": RowMeanDepth(rows)}
