@@ -115,6 +115,9 @@ class TrainConfig:
     lr: float = 2e-3
     width: int = 16
     input_size: int = 64
+    in_channels: int = 6
+    """Model input channels: 6 (bg RGB, fg_bg RGB), or 3 for a monocular model whose data
+    transforms pass the composite only (:mod:`evacamel.monodepth`)."""
     num_workers: int = 0
     seed: int = 0
     # optimisation
@@ -187,6 +190,8 @@ class TrainConfig:
         accum = 1 if self.accum_steps is None else self.accum_steps  # None: automatic
         if min(self.epochs, self.batch_size, accum, self.width) < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size, accum_steps and width must be >= 1 and lr > 0")
+        if self.in_channels not in (3, 6):
+            raise ValueError(f"in_channels must be 6 (bg + fg_bg) or 3 (fg_bg), not {self.in_channels}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
         if min(self.checkpoint_every, self.num_workers) < 0 or \
@@ -334,7 +339,7 @@ class Trainer:
 
     def _build_model(self) -> tuple[nn.Module, nn.Module]:
         """``(raw_model, model)``: the U-Net, and what trains it (compiled, DDP-wrapped)."""
-        raw_model = CamelUNet(width=self.cfg.width).to(self.device)
+        raw_model = CamelUNet(width=self.cfg.width, in_channels=self.cfg.in_channels).to(self.device)
         if self.channels_last:
             raw_model = raw_model.to(memory_format=torch.channels_last)
         model: nn.Module = torch.compile(raw_model) if self.cfg.compile else raw_model
@@ -572,7 +577,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "format_version": 1,
             "config": self.cfg.as_dict(),
-            "model_config": {"width": self.cfg.width, "in_channels": 6,
+            "model_config": {"width": self.cfg.width, "in_channels": self.cfg.in_channels,
                              "input_size": self.cfg.input_size,
                              "output_size": self.cfg.input_size // 2},
             "normalization": {"mean": list(self.data.mean), "std": list(self.data.std)},

@@ -35,7 +35,7 @@ RANKS = {
     "viz": 5,
     "evaluate": 6, "checkpoint": 6, "distributed": 6, "footprint": 6,
     "train": 7,
-    "predict": 8,
+    "predict": 8, "monodepth": 8,  # the shipped monocular depth model: trained by train
     "cli": 9,  # finds the commands by name at run time (importlib), not by import
     "bench": 10, "commands": 10,
 }

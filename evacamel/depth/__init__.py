@@ -17,6 +17,12 @@ Four parts, one module each:
   JPEG quality 40) reproduced on exact depth, to show what they lose.
 * :mod:`evacamel.depth.compare`: a few examples of a dataset with their exact depth, and
   a table of scores (notebook 02).
+* :mod:`evacamel.depth.baselines`: depth maps that ignore the picture (the training
+  mean, the per-row training mean), the scores a depth model must beat.
+
+The course's own small monocular model (trained on the procedural world, shipped with
+the package) is :mod:`evacamel.monodepth`: it needs the U-Net and the Trainer, which
+come later in the data flow than this room.
 
 What a depth PNG holds
 ----------------------
@@ -53,7 +59,8 @@ from evacamel.depth.compare import Examples, load_examples, score_table
 from evacamel.depth.estimators import (DEFAULT_MODEL, MODEL_ENV, CourseEstimator, DepthEstimator,
                                        DepthModelUnavailable, ExactDepth, HFDepthEstimator,
                                        build_tiny_depth_model, find_local_model, load_estimator,
-                                       pretrained_or_tiny)
+                                       pretrained_estimator, pretrained_or_tiny)
+from evacamel.depth.baselines import ConstantDepth, RowMeanDepth, training_baselines, training_depth_target
 from evacamel.depth.files import read_depth_png, write_depth_png
 from evacamel.depth.rewrite import RewriteOptions, RewriteResult, depth_items, depth_source, rewrite_depth
 from evacamel.depth.seed import (SEED_JPEG_QUALITY, SEED_OUTPUT_KIND, jpeg_round_trip, seed_depth_pipeline,
@@ -68,7 +75,8 @@ __all__ = [
     "DepthEvaluation", "evaluate_depth",
     "DEFAULT_MODEL", "MODEL_ENV", "DepthEstimator", "DepthModelUnavailable", "ExactDepth",
     "HFDepthEstimator", "load_estimator", "find_local_model", "build_tiny_depth_model",
-    "CourseEstimator", "pretrained_or_tiny",
+    "CourseEstimator", "pretrained_or_tiny", "pretrained_estimator",
+    "ConstantDepth", "RowMeanDepth", "training_baselines", "training_depth_target",
     "read_depth_png", "write_depth_png",
     "rewrite_depth", "RewriteOptions", "RewriteResult", "depth_items", "depth_source",
     "seed_normalise", "jpeg_round_trip", "seed_depth_pipeline", "value_at_depth", "SEED_JPEG_QUALITY",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from evacamel.dataset.codec import read_image, resize_depth
 from evacamel.dataset.format import INDEX_NAME, read_index, resolve_in_dataset
 from evacamel.depth.align import DepthEvaluation, evaluate_depth
 from evacamel.depth.estimators import ExactDepth
@@ -20,19 +21,30 @@ __all__ = ["Examples", "load_examples", "score_table"]
 @dataclass
 class Examples:
     """A few samples of a dataset: ``images`` float ``B x 3 x S x S`` in [0, 1], ``exact_m``
-    float ``B x 1 x d x d`` meters (the exact depth, even if ``depth/`` was rewritten), and
-    the samples' depth paths ``keys``."""
+    float ``B x 1 x d x d`` meters (the exact depth, even if ``depth/`` was rewritten),
+    the samples' depth paths ``keys``, and ``camel`` bool ``B x 1 x d x d`` (the camel's
+    pixels at the depth maps' size, nearest sampling; ``None`` if not asked for)."""
 
     images: torch.Tensor
     exact_m: torch.Tensor
     keys: list[str]
+    camel: torch.Tensor | None = None
 
 
-def load_examples(root: str | os.PathLike, n: int = 8, *, split: str | None = "test") -> Examples:
+def _camel_masks(root: Path, rows: list[dict], size: int) -> torch.Tensor:
+    """The rows' camel masks: bool ``B x 1 x size x size`` (nearest sampling, as depth)."""
+    masks = [read_image(resolve_in_dataset(root, r["mask_paths"], column="mask_paths"), channels=1)
+             for r in rows]
+    return torch.stack([resize_depth(m.float()[None], size)[0] for m in masks]) >= 128
+
+
+def load_examples(root: str | os.PathLike, n: int = 8, *, split: str | None = "test",
+                  masks: bool = False) -> Examples:
     """``n`` samples of ``split`` (``None``: any) with their exact depth at the dataset's depth size.
 
     The first sample of each background first (in index order), so the examples show as
-    many different scenes as possible; then further samples in index order.
+    many different scenes as possible; then further samples in index order. The same
+    ``n`` gives the same samples every time. ``masks``: also read the camel masks.
     """
     root = Path(root)
     rows = [r for r in read_index(root) if split is None or r.get("split") == split]
@@ -48,7 +60,8 @@ def load_examples(root: str | os.PathLike, n: int = 8, *, split: str | None = "t
     keys = [r["depth_map_paths"] for r in rows]
     exact = ExactDepth(root)
     size = int(exact.meta.get("depth_size") or images.shape[-1])
-    return Examples(images, exact.estimate(None, size=(size, size), keys=keys), keys)
+    camel = _camel_masks(root, rows, size) if masks else None
+    return Examples(images, exact.estimate(None, size=(size, size), keys=keys), keys, camel)
 
 
 def score_table(results: Mapping[str, DepthEvaluation] | Mapping[str, tuple[torch.Tensor, torch.Tensor, str]],

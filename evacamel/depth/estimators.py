@@ -52,6 +52,7 @@ __all__ = [
     "build_tiny_depth_model",
     "CourseEstimator",
     "pretrained_or_tiny",
+    "pretrained_estimator",
 ]
 
 DEFAULT_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -358,34 +359,47 @@ class CourseEstimator(NamedTuple):
     note: str
 
 
-def pretrained_or_tiny(model: str | None = None, *, tiny_dir: str | os.PathLike | None = None,
-                       allow_download: bool | None = None,
-                       device: torch.device | str | None = None) -> CourseEstimator:
-    """The pretrained estimator where its weights can be had, else the tiny random one.
+def pretrained_estimator(model: str | None = None, *, allow_download: bool | None = None,
+                         device: torch.device | str | None = None) -> tuple[HFDepthEstimator | None, str]:
+    """The pretrained estimator where its weights can be had: ``(estimator, note)``, or ``(None, why not)``.
 
     ``model`` defaults to ``$EVACAMEL_DEPTH_MODEL`` or :data:`DEFAULT_MODEL`. It is used
     if it is a local folder or already in the Hugging Face cache, or if downloading is
-    allowed (default: on Colab, or when ``EVACAMEL_DEPTH_DOWNLOAD=1``). Otherwise (offline
-    CI, or the download fails) a tiny random model is built in ``tiny_dir`` (default: one
-    folder in the system's temporary directory, built once) so the same code path still runs; its numbers mean nothing, and
-    :attr:`CourseEstimator.note` says so.
+    allowed (default: on Colab, or when ``EVACAMEL_DEPTH_DOWNLOAD=1``). Nothing is
+    downloaded otherwise; the note then says why there is no estimator.
     """
     model = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     if allow_download is None:
         allow_download = "google.colab" in sys.modules or os.environ.get("EVACAMEL_DEPTH_DOWNLOAD") == "1"
-    reason = f"{model} is not on this machine and downloading is off"
-    if find_local_model(model) is not None or allow_download:
-        try:
-            est = HFDepthEstimator(model, device=device)
-            return CourseEstimator(est, True, f"pretrained {model} ({est.num_parameters / 1e6:.1f} M parameters)")
-        except DepthModelUnavailable as exc:
-            reason = str(exc)
+    if find_local_model(model) is None and not allow_download:
+        return None, (f"{model} is not on this machine and downloading is off "
+                      "(it is on in Colab, or with EVACAMEL_DEPTH_DOWNLOAD=1)")
+    try:
+        est = HFDepthEstimator(model, device=device)
+    except DepthModelUnavailable as exc:
+        return None, str(exc)
+    return est, f"pretrained {model} ({est.num_parameters / 1e6:.1f} M parameters)"
+
+
+def pretrained_or_tiny(model: str | None = None, *, tiny_dir: str | os.PathLike | None = None,
+                       allow_download: bool | None = None,
+                       device: torch.device | str | None = None) -> CourseEstimator:
+    """The pretrained estimator where its weights can be had (:func:`pretrained_estimator`),
+    else the tiny random one.
+
+    Offline (CI, or the download fails) a tiny random model is built in ``tiny_dir``
+    (default: one folder in the system's temporary directory, built once) so the same
+    code path still runs; its numbers mean nothing, and :attr:`CourseEstimator.note` says so.
+    """
+    est, note = pretrained_estimator(model, allow_download=allow_download, device=device)
+    if est is not None:
+        return CourseEstimator(est, True, note)
     if tiny_dir is None:
         tiny_dir = _shared_tiny_model()
     elif not (Path(tiny_dir) / "config.json").is_file():
         build_tiny_depth_model(tiny_dir)
     est = HFDepthEstimator(tiny_dir, device=device)
-    return CourseEstimator(est, False, f"TINY RANDOM model instead of the pretrained one ({reason}): "
+    return CourseEstimator(est, False, f"TINY RANDOM model instead of the pretrained one ({note}): "
                                        "the path runs, but its depth maps and scores are meaningless")
 
 
