@@ -427,6 +427,27 @@ def _smaller_share_with_weight_10(_: re.Match | None, rows: list) -> str:
     return "" if shares[10] < shares[100] else f"shares {shares}"
 
 
+def _best_before_the_end(margin: int) -> Callable[[re.Match | None, list], str]:
+    """Printed ``(best epoch, epochs)``: the best epoch is at least ``margin`` before the last."""
+    def holds(_: re.Match | None, found: list) -> str:
+        pairs = [(int(e), int(n)) for e, n in found]
+        return "" if pairs and all(e <= n - margin for e, n in pairs) else f"printed {pairs}"
+    return holds
+
+
+def _first_above_second(_: re.Match | None, pairs: list) -> str:
+    if not pairs:
+        return "not printed"
+    a, b = map(float, pairs[0])
+    return "" if a > b else f"{a} is not above {b}"
+
+
+def _mostly_first_below_second(_: re.Match | None, rows: list) -> str:
+    """Rows ``(a, b)``: a < b in more than half of them."""
+    below = sum(float(a) < float(b) for a, b in rows)
+    return "" if rows and below * 2 > len(rows) else f"{below} of {len(rows)} rows: {rows}"
+
+
 CLAIMS = [
     Claim("before it finds a camel, pixel accuracy is already above 0.9", "book/pytorch_primer",
           r"before the model finds any camel,\s+pixel accuracy is already above 0\.9",
@@ -451,6 +472,23 @@ CLAIMS = [
           r"All background scores an IoU of 0", r"(?m)^all background\s+(\d\.\d+)", _equals(0.0)),
     Claim("a large share of every picture is sky", "notebooks/06_results",
           r"a large share of every picture is sky", r"sky: (\d+)% of the test split", _at_least(20)),
+    Claim("the depth overfits: test L1 is lowest several epochs before the end",
+          "notebooks/05_training", r"the test L1 is lowest several epochs before the end",
+          r"test_l1: best [\d.]+ at epoch (\d+) of (\d+)", _best_before_the_end(2)),
+    Claim("delta1 peaks early", "notebooks/05_training", r"delta1 peaks\s+early",
+          r"depth_delta1: best [\d.]+ at epoch (\d+) of (\d+)", _best_before_the_end(1)),
+    Claim("the network's IoU is above the difference baseline's", "notebooks/06_results",
+          r"the network.s IoU is above the difference\s+baseline",
+          r"(?ms)^our network\s+(\d\.\d+).*?^difference \|fg_bg - bg\|\s+(\d\.\d+)",
+          _first_above_second),
+    Claim("the per-row map beats the seed's SSIM", "notebooks/06_results",
+          r"the per-row mean,\s+scores a higher SSIM than the seed reported",
+          r"per-row mean depth \(no network\): depth_ssim (\d\.\d+)()",
+          lambda _, found: "" if found and float(found[0][0]) > 0.4994 else f"printed {found}"),
+    Claim("new scenes: the prediction is closer to the per-row mean than to the truth",
+          "notebooks/06_results", r"In most of the four scenes the prediction is closer",
+          r"(?m)^\s+\d\s+(\d\.\d+)\s+(\d\.\d+)\s+\d\.\d+\s*$",
+          lambda _, rows: _mostly_first_below_second(_, [(b, a) for a, b in rows])),
     Claim("small camels are where the mask fails", "notebooks/06_results",
           r"Small camels are where the mask fails",
           r"(?m)^\s*\d+ \.\. \d+\s+\d+\s+(\d\.\d+)\s+\d\.\d+\s*$", _first_below_last),
