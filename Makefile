@@ -25,12 +25,12 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # bars (evacamel.colab.widget_frontend; executors are also recognised without this).
 export EVACAMEL_HEADLESS := 1
 
-.PHONY: all install test unit notebooks book browser-check bench overview-figure clean help
+.PHONY: all install test unit notebooks book browser-check bench gpu-check overview-figure clean help
 
 help:
 	@echo "make book    execute the notebooks and build the book into _build/html"
 	@echo "make test    unit tests and every notebook (nbval)"
-	@echo "make unit | notebooks | browser-check | bench | clean"
+	@echo "make unit | notebooks | browser-check | bench | gpu-check | clean"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,3 +66,8 @@ overview-figure: $(STAMP)
 
 clean:
 	rm -rf _build .jupyter_cache .pytest_cache
+
+# The GPU path in one table (evacamel/bench/gpu_check.py): on one CUDA GPU, the full profile
+# in under 8 minutes, offline; without CUDA, toy sizes on the CPU (CI runs that mode).
+gpu-check: $(STAMP)
+	$(PY) -m evacamel bench gpu-check

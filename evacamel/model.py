@@ -39,6 +39,9 @@ __all__ = [
     "SummaryRow",
     "summary",
     "format_summary",
+    "BlockRow",
+    "block_summary",
+    "block_table",
     "flops_per_sample",
     "receptive_field",
     "SEED_PARAMETERS",
@@ -49,7 +52,10 @@ SEED_PARAMETERS = 5_649_664
 
 
 class DoubleConv(nn.Sequential):
-    """(3x3 conv without bias, BatchNorm, ReLU) twice: ``B x cin x H x W -> B x cout x H x W``."""
+    """(3x3 conv without bias, BatchNorm, ReLU) twice.
+
+    Shape: ``B x cin x H x W -> B x cout x H x W``.
+    """
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(
@@ -66,14 +72,15 @@ class CamelUNet(nn.Module):
     """The seed U-Net with a configurable base width.
 
     Args:
-        width: base channel count ``w`` (64 = the seed, 5,649,664 parameters; 16 is
-            about 16x fewer parameters, for CPU training).
-        in_channels: input channels (6: background RGB then composite RGB).
+        width: base channel count ``w`` (64 = the seed, 5,649,664
+            parameters; 16 has about 16x fewer, for CPU training).
+        in_channels: input channels (6: background RGB, composite RGB).
 
     Shape:
         input ``B x in_channels x S x S`` float, ``S`` a multiple of 32;
-        output ``B x 2 x S/2 x S/2``: channel 0 mask logits, channel 1 depth (linear,
-        trained towards the [0, 1] target of :mod:`evacamel.depth_units`).
+        output ``B x 2 x S/2 x S/2``: channel 0 mask logits, channel 1
+        depth (linear, trained towards the [0, 1] target of
+        :mod:`evacamel.depth_units`).
     """
 
     def __init__(self, width: int = 64, in_channels: int = 6) -> None:
@@ -96,12 +103,14 @@ class CamelUNet(nn.Module):
 
     @staticmethod
     def _up(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        x = F.interpolate(x, scale_factor=2, mode="bilinear",
+                          align_corners=True)
         return torch.cat([x, skip], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 32 or x.shape[-2] % 32:
-            raise ValueError(f"input size {tuple(x.shape[-2:])} must be a multiple of 32")
+            size = tuple(x.shape[-2:])
+            raise ValueError(f"input size {size} must be a multiple of 32")
         x0 = self.down0(x)
         x1 = self.down1(F.max_pool2d(x0, 2))
         x2 = self.down2(F.max_pool2d(x1, 2))
@@ -188,6 +197,59 @@ def format_summary(rows: list[SummaryRow], input_size: int | None = None,
     # forward + backward: each activation stored once and its gradient once (as torchsummary)
     lines.append(f"Forward/backward pass size (MB): {2 * acts * bytes_per_value / mb:.2f}")
     lines.append(f"Params size (MB): {total * bytes_per_value / mb:.2f}")
+    return "\n".join(lines)
+
+
+@dataclass
+class BlockRow:
+    """One block of :func:`block_summary` (``down0`` ... ``depth_head``).
+
+    ``convs``: ``(in, out)`` channels of each convolution, in order; ``output_shape``:
+    ``(C, H, W)`` of the block's output; ``params``: its parameters (BatchNorm's
+    included); ``flops``: its forward FLOPs for one sample (a multiply-add = 2).
+    """
+
+    name: str
+    convs: list[tuple[int, int]]
+    output_shape: tuple[int, int, int]
+    params: int
+    flops: int
+
+
+def block_summary(model: nn.Module, input_size: int = 256) -> list[BlockRow]:
+    """Per top-level block of ``model``: its convolutions, output shape, parameters and
+    forward FLOPs for one ``in_channels x input_size x input_size`` sample.
+
+    The compact companion of :func:`summary` (one row per block, not per layer), with
+    the cost of each block from torch's flop counter. The model is left in its mode.
+    """
+    from torch.utils.flop_counter import FlopCounterMode  # as flops_per_sample
+
+    shapes: dict[str, tuple[int, int, int]] = {}
+    with FlopCounterMode(display=False) as counter:
+        for row in summary(model, input_size):  # one forward pass, counted
+            shapes[row.name.split(".")[0]] = row.output_shape[1:]  # type: ignore[assignment]
+    flops = counter.get_flop_counts()
+    prefix = type(model).__name__
+    rows = []
+    for name, block in model.named_children():
+        convs = [(m.in_channels, m.out_channels) for m in block.modules()
+                 if isinstance(m, nn.Conv2d)]
+        cost = sum(flops.get(f"{prefix}.{name}", {}).values())
+        rows.append(BlockRow(name, convs, shapes[name], count_parameters(block), int(cost)))
+    return rows
+
+
+def block_table(rows: list[BlockRow]) -> str:
+    """The :func:`block_summary` rows as a markdown table, with a total row."""
+    lines = ["| block | convolutions (in→out) | output (C×H×W) | parameters | "
+             "GFLOP forward |", "|---|---|---|---:|---:|"]
+    for r in rows:
+        convs = ", ".join(f"{a}→{b}" for a, b in r.convs)
+        shape = "×".join(str(s) for s in r.output_shape)
+        lines.append(f"| {r.name} | {convs} | {shape} | {r.params:,} | {r.flops / 1e9:.2f} |")
+    params, flops = sum(r.params for r in rows), sum(r.flops for r in rows)
+    lines.append(f"| **total** | | | **{params:,}** | **{flops / 1e9:.2f}** |")
     return "\n".join(lines)
 
 

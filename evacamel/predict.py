@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -37,7 +38,8 @@ from torch.utils.data import Dataset
 
 from evacamel.checkpoint import load_checkpoint, load_weights
 from evacamel.dataset.atomic import atomic_write
-from evacamel.dataset.codec import encode_depth, encode_mask, read_image
+from evacamel.dataset.codec import encode_depth, encode_mask
+from evacamel.dataset.photo import MIN_SIDE, read_photo
 from evacamel.dataset.plan import derive_seed
 from evacamel.dataset.write import ensure_dataset
 from evacamel.depth_units import FAR_M, NEAR_M, target_to_meters
@@ -47,13 +49,14 @@ from evacamel.loading.loader import open_dataset
 from evacamel.loading.transforms import EvalTransform, normalize, stats_from_normalization
 from evacamel.metrics import seed_depth_accuracy_to_ssim
 from evacamel.model import CamelUNet, split_outputs
-from evacamel.profiles import get_profile
+from evacamel.paths import run_dir
+from evacamel.profiles import Profile, get_profile
 from evacamel.viz import depth_to_rgb
 from evacamel.world.background import render_backgrounds
 from evacamel.world.camel import render_camels
 from evacamel.world.compose import compose, sample_placements
 
-__all__ = ["LoadedModel", "Prediction", "load_model", "prepare_pair", "predict_pair",
+__all__ = ["LoadedModel", "Prediction", "load_model", "load_trained", "prepare_pair", "predict_pair",
            "predict_files", "open_split", "render_new_pairs", "compare_with_seed",
            "SEED_REPORTED"]
 
@@ -85,6 +88,24 @@ class LoadedModel:
         computed in fp32 (also inside an ``autocast`` block)."""
         with torch.autocast(self.device.type, enabled=False):
             return split_outputs(self.model(x.to(self.device)).float())
+
+
+def load_trained(profile: Profile | str | None = None, name: str = "best.pt",
+                 device: str | torch.device | None = None) -> LoadedModel:
+    """The model the profile's training run saved (``runs/<profile>/<name>``, or under
+    ``$EVACAMEL_RUNS``, e.g. on Google Drive): never trains one.
+
+    Raises:
+        FileNotFoundError: there is no such checkpoint; the message says what to run.
+    """
+    p = get_profile(profile)
+    checkpoint = run_dir(p.name) / name
+    if not checkpoint.is_file():
+        raise FileNotFoundError(
+            f"{checkpoint}: no trained model for the {p.name} profile yet; run chapter 05 "
+            f"(notebooks/05_training.ipynb) or `evacamel train --profile {p.name}` first "
+            f"(on Colab with KEEP_RUNS_ON_DRIVE ticked in both chapters, it is kept on Drive)")
+    return load_model(checkpoint, device)
 
 
 def load_model(checkpoint: str | os.PathLike | LoadedModel,
@@ -141,20 +162,30 @@ class Prediction:
 
 
 def _as_image(img: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
-    """A ``3 x H x W`` uint8 or float [0, 1] tensor, or an image file -> ``3 x H x W`` tensor."""
+    """A ``3 x H x W`` uint8 or float [0, 1] tensor, or an image file (read upright by
+    :func:`~evacamel.dataset.photo.read_photo`, with its size limits) -> ``3 x H x W``."""
     if isinstance(img, (str, os.PathLike)):
-        return read_image(img, channels=3)
+        rgb = read_photo(img, mode="RGB", min_side=MIN_SIDE)
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
     if not isinstance(img, torch.Tensor) or img.ndim != 3 or img.shape[0] != 3:
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
         raise ValueError(f"{what}: expected an RGB image 3 x H x W, got {shape}")
     return img
 
 
-def prepare_pair(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int) -> torch.Tensor:
+def _name(img: torch.Tensor | str | os.PathLike, what: str) -> str:
+    return str(img) if isinstance(img, (str, os.PathLike)) else what
+
+
+def prepare_pair(bg: torch.Tensor, fg_bg: torch.Tensor, input_size: int, *,
+                 names: tuple[str, str] = ("bg", "fg_bg")) -> torch.Tensor:
     """Two RGB images (uint8 or float in [0, 1], ``3 x H x W``, same size) -> uint8
-    ``1 x 6 x S x S``, area-resized exactly as the training data were."""
+    ``1 x 6 x S x S``, area-resized exactly as the training data were. ``names`` (the
+    files, if they were read from files) are what an error names."""
     if bg.shape != fg_bg.shape:
-        raise ValueError(f"bg {tuple(bg.shape)} and fg_bg {tuple(fg_bg.shape)} differ in size")
+        (h1, w1), (h2, w2) = bg.shape[-2:], fg_bg.shape[-2:]
+        raise ValueError(f"{names[0]} ({w1} x {h1} pixels) and {names[1]} ({w2} x {h2}) differ "
+                         "in size; the background and the composite must be the same size")
     return make_image(bg[None], fg_bg[None], input_size)
 
 
@@ -175,12 +206,13 @@ def predict_pair(model: LoadedModel | str | os.PathLike, bg: torch.Tensor | str 
         threshold: mask probability above which a pixel is camel.
     """
     model = load_model(model)
+    names = (_name(bg, "bg"), _name(fg_bg, "fg_bg"))
     bg, fg_bg = _as_image(bg, "bg"), _as_image(fg_bg, "fg_bg")
     size = tuple(bg.shape[-2:])
     if min(size) < 2:
         raise ValueError(f"the images are {size[1]} x {size[0]} pixels; a pair needs at least "
                          f"2 x 2 (the model sees them at {model.input_size} x {model.input_size})")
-    image = prepare_pair(bg, fg_bg, model.input_size).to(model.device)
+    image = prepare_pair(bg, fg_bg, model.input_size, names=names).to(model.device)
     x = normalize(image.float().div_(255.0), model.transform.mean, model.transform.std)
     logits, depth = model(x)
     prob = _resize_to(torch.sigmoid(logits), size).clamp(0, 1)[0].cpu()

@@ -16,7 +16,10 @@ Profiles:
     to make the data) to mask IoU 0.86 and depth SSIM 0.94 on held-out scenes.
 ``full``
     A CUDA GPU (Colab or better) at the seed's sizes: 100 backgrounds x 100 camels,
-    1024 px sources, 256 px model input, the exact seed U-Net (width 64).
+    1024 px sources, 256 px model input, the exact seed U-Net (width 64). The batch of 128
+    is split into micro-batches that fit the GPU (on a T4 about 64 x 2, gradients
+    accumulated: :class:`evacamel.train.TrainConfig` ``accum_steps``); DataLoader workers
+    come from the cores that exist (:func:`loader_workers`: 1 on Colab's 2 vCPUs).
 
 Selection: ``EVACAMEL_PROFILE`` if set, else ``full`` when CUDA is available, else
 ``quick``.
@@ -28,7 +31,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-__all__ = ["Profile", "PROFILES", "get_profile", "default_profile_name", "PROFILE_ENV"]
+__all__ = ["Profile", "PROFILES", "get_profile", "default_profile_name", "PROFILE_ENV",
+           "available_cores", "loader_workers"]
 
 PROFILE_ENV = "EVACAMEL_PROFILE"
 
@@ -89,6 +93,23 @@ class Profile:
         return d
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` where
+    that is missing, e.g. macOS and Windows). A Colab VM has 2; a container may allow fewer
+    cores than the machine has."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def loader_workers(cores: int | None = None, most: int = 8) -> int:
+    """DataLoader worker processes for a GPU run: one core stays with the training process,
+    the others load (at most ``most``): 1 on Colab's 2 vCPUs, 0 on one core."""
+    cores = available_cores() if cores is None else cores
+    return max(0, min(most, cores - 1))
+
+
 _QUICK = Profile(
     name="quick",
     description="CPU / CI: 1,600 small samples, 64 px input, width-16 U-Net",
@@ -140,7 +161,7 @@ PROFILES: dict[str, Profile] = {
         epochs=20,
         batch_size=128,
         lr=2e-3,
-        num_workers=8,
+        num_workers=loader_workers(),  # from the cores that exist (Colab: 2 vCPUs -> 1)
     ),
 }
 

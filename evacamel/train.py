@@ -47,6 +47,7 @@ The run folder (``paths.run_dir(profile)`` or ``out``) holds ``config.json``,
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -71,6 +72,8 @@ from evacamel.dataset.atomic import atomic_write
 from evacamel.distributed import (DistInfo, EpochSampler, all_reduce_sum, barrier,
                                   init_distributed, resolve_device)
 from evacamel.evaluate import LOSS_TERMS, evaluate, loss_sums, mean_losses
+from evacamel.footprint import (MemoryFit, choose_micro_batch, cuda_step_peak, footprint,
+                                memory_budget, random_batch)
 from evacamel.loading.prepare import AUGMENTATIONS, TrainData, training_data
 from evacamel.losses import CamelLoss, LossTerms
 from evacamel.metrics import METRIC_DIRECTION
@@ -124,8 +127,11 @@ class TrainConfig:
     or ``constant``."""
     warmup: float = 0.15
     """Fraction of all steps spent warming up, in [0, 1)."""
-    accum_steps: int = 1
-    """Micro-batches per optimiser step and process (gradient accumulation)."""
+    accum_steps: int | None = None
+    """Micro-batches per optimiser step and process (gradient accumulation). ``None``
+    (automatic): 1 on a CPU; on CUDA the fewest that keep a step's peak memory within
+    the device's free memory (:func:`evacamel.footprint.choose_micro_batch`), so the
+    global batch stays ``batch_size`` on any GPU."""
     # loss constants: the seed's 10 BCE + 100 DSSIM + 0.1 L1, except the mask's weight
     mask_weight: float = 100.0
     """BCE weight. The seed used 10; then the DSSIM term dominates the shared features and a
@@ -178,7 +184,8 @@ class TrainConfig:
                                  f"not {getattr(self, name)!r}")
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input_size {self.input_size} must be a positive multiple of 32")
-        if min(self.epochs, self.batch_size, self.accum_steps, self.width) < 1 or self.lr <= 0:
+        accum = 1 if self.accum_steps is None else self.accum_steps  # None: automatic
+        if min(self.epochs, self.batch_size, accum, self.width) < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size, accum_steps and width must be >= 1 and lr > 0")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
@@ -296,13 +303,6 @@ class Trainer:
         if len(data.test_set) == 0:
             raise ValueError("the test split is empty: there is nothing to measure the run on")
         self.data = data.to(self.device)
-
-        # data order: one global batch per optimiser step, split over processes and micro-batches
-        parts = self.dist.world_size * cfg.accum_steps
-        if cfg.batch_size % parts:
-            raise ValueError(f"batch size {cfg.batch_size} is not divisible by world size x "
-                             f"accumulation steps = {self.dist.world_size} x {cfg.accum_steps}")
-        self.micro_batch = cfg.batch_size // parts
         self.steps_per_epoch = cfg.steps_per_epoch(len(data.train_set))
         self.total_steps = cfg.total_steps(len(data.train_set))
 
@@ -310,6 +310,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.raw_model, self.model = self._build_model()  # raw_model: the weights we save
         self.loss_fn = CamelLoss(cfg.mask_weight, cfg.dssim_weight, cfg.l1_weight)
+
+        # data order: one global batch per optimiser step, split over processes and micro-batches
+        self.memory_fit: MemoryFit | None = None  # how the micro-batch was chosen (CUDA, auto)
+        self.accum_steps = self._accum_steps()
+        self.micro_batch = cfg.batch_size // (self.dist.world_size * self.accum_steps)
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls(self.raw_model.parameters(), lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
@@ -337,6 +342,41 @@ class Trainer:
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return raw_model, model
+
+    def _accum_steps(self) -> int:
+        """``cfg.accum_steps``, or when automatic: 1 on a CPU, and on CUDA the fewest
+        micro-batches whose step fits the free memory (the most any process needs)."""
+        cfg, world = self.cfg, self.dist.world_size
+        accum = cfg.accum_steps or 1
+        if cfg.accum_steps is None and self.device.type == "cuda" and cfg.batch_size % world == 0:
+            self.memory_fit = choose_micro_batch(cfg.batch_size // world, self._memory_probe(),
+                                                 memory_budget(self.device))
+            agreed = torch.tensor([self.memory_fit.accum_steps], device=self.device)
+            if self.dist.enabled:  # every rank must cut the global batch the same way
+                torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+            accum = int(agreed.item())
+        if cfg.batch_size % (world * accum):
+            raise ValueError(f"batch size {cfg.batch_size} is not divisible by world size x "
+                             f"accumulation steps = {world} x {accum}")
+        return accum
+
+    def _memory_probe(self) -> Callable[[int], int]:
+        """Peak bytes of one forward and backward at a micro-batch, on a copy of the model
+        (the run's weights, BatchNorm statistics and random generators stay untouched)."""
+        model = copy.deepcopy(self.raw_model)
+        generator = torch.Generator().manual_seed(0)
+
+        def step(micro_batch: int) -> None:
+            batch = random_batch(micro_batch, self.cfg.input_size, generator)
+            x, mask, depth = self.data.eval_transform(self._to_device(batch))
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.amp_dtype):
+                out = model(x)
+            self.loss_fn(*split_outputs(out.float()), mask, depth).total.backward()
+            model.zero_grad(set_to_none=True)
+
+        return lambda micro_batch: cuda_step_peak(step, micro_batch, self.device)
 
     @property
     def finished(self) -> bool:
@@ -410,7 +450,7 @@ class Trainer:
         sampler = EpochSampler(len(self.data.train_set), cfg.batch_size, seed=cfg.seed,
                                epoch=self.epoch, start_step=self.step_in_epoch,
                                rank=self.dist.rank, world_size=self.dist.world_size,
-                               accum_steps=cfg.accum_steps)
+                               accum_steps=self.accum_steps)
         loader = iter(self._loader(sampler))
         if self._rng_to_restore is not None:  # resuming: the generators as they were saved
             set_rng_state(self._rng_to_restore)
@@ -420,7 +460,7 @@ class Trainer:
                                     initial=self.step_in_epoch, total=self.steps_per_epoch)
         device_sums = torch.zeros_like(self.epoch_sums, device=self.device)
         for _ in bar:
-            micro = [next(loader) for _ in range(cfg.accum_steps)]
+            micro = [next(loader) for _ in range(self.accum_steps)]
             device_sums += self.train_step(micro)
             self.step_in_epoch += 1
             self.global_step += 1
@@ -752,5 +792,11 @@ def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | N
     trainer = Trainer(cfg, data, dist_info=dist_info, progress=progress, verbose=verbose)
     if resume is not None:
         trainer.restore(resume)
+    if verbose and dist_info.is_main:  # before the long part: what it needs, how long it takes
+        run = cfg.data_profile().replace(batch_size=cfg.batch_size, width=cfg.width)
+        print(footprint(run, root=cfg.data or paths.dataset_dir(cfg.profile),
+                        device=trainer.device,
+                        train_samples=len(data.train_set), fit=trainer.memory_fit,
+                        epochs=cfg.epochs).table(), flush=True)
     trainer.fit(on_step)
     return trainer

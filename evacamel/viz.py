@@ -20,6 +20,9 @@ from evacamel.colab import widget_frontend
 if TYPE_CHECKING:
     import ipywidgets as widgets
 
+    from evacamel.loading.stats import Histograms
+    from evacamel.model import BlockRow
+
 __all__ = ["to_numpy_image", "depth_to_rgb", "overlay_mask", "show_grid", "show_rows",
            "plot_value_vs_depth", "plot_history", "show_predictions", "prediction_browser",
            "show_samples", "plot_value_histograms", "plot_mask_coverage",
@@ -331,7 +334,7 @@ def plot_value_histograms(hist: "object", *, title: str | None = None) -> plt.Fi
 
     from evacamel.depth_units import target_to_meters
 
-    counts = hist.counts  # type: ignore[attr-defined]
+    counts = hist.counts
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     x = np.arange(256)
     for kind, style in (("bg", "--"), ("fg_bg", "-")):
@@ -471,3 +474,149 @@ def crop_to_masks(samples: dict[str, torch.Tensor], *, margin: float = 0.5,
             out[key][i] = torch.nn.functional.interpolate(
                 crop, size=value.shape[-2:], mode="nearest")[0].to(value.dtype)
     return out
+
+
+# -- figures sized for the book's column (chapters 03 and 04) --------------------------------
+
+__all__ += ["COLUMN_INCHES", "plot_value_distributions", "plot_camel_distributions",
+            "plot_block_costs"]
+
+COLUMN_INCHES = 7.0
+"""The widest figure the book's content column shows at its natural size (~700 px at 100 dpi)."""
+
+_SPLIT_COLORS = {"train": "tab:orange", "test": "tab:blue"}
+
+
+def _draw_image_values(ax: plt.Axes, counts: dict, step: int = 4) -> None:
+    """bg (dashed) and fg_bg (solid) value shares per channel, ``step`` values per bin."""
+    edges = np.arange(0, 256, step)
+    for kind, style in (("bg", "--"), ("fg_bg", "-")):
+        for c, color in enumerate(("tab:red", "tab:green", "tab:blue")):
+            h = np.add.reduceat(counts[kind][c].astype(np.float64), edges)
+            ax.plot(edges + step / 2, h / max(h.sum(), 1), style, color=color, lw=1,
+                    label=f"{kind} {'RGB'[c]}")
+    ax.set(title=f"image values (bg dashed, fg_bg solid; bins of {step})",
+           xlabel="value (0..255)", ylabel="share of pixels", xlim=(0, 255))
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _draw_mask_values(ax: plt.Axes, counts: dict) -> None:
+    """How many mask pixels hold each value (log counts)."""
+    m = counts["mask"][0]
+    x = np.arange(256)
+    ax.bar(x[m > 0], m[m > 0], width=2.5, color="tab:purple", log=True)
+    ax.set(title="mask values: background, camel, and partly covered edges",
+           xlabel="value (0 = background, 255 = camel)", ylabel="pixels (log)",
+           xlim=(-5, 260))
+
+
+def _draw_ground_depth(ax: plt.Axes, counts: dict) -> None:
+    """Depth of the non-sky pixels (log meters), the sky's share in the title."""
+    import matplotlib.ticker as mpl_ticker
+
+    from evacamel.depth_units import target_to_meters
+
+    d = counts["depth"][0].reshape(256, 256).sum(1).astype(np.float64)  # 256 target bins
+    total = max(d.sum(), 1)
+    sky = d[0] / total  # the lowest bin holds the sky (1000 m)
+    centers = target_to_meters(torch.tensor((np.arange(256) + 0.5) / 256)).numpy()
+    edges = target_to_meters(torch.tensor(np.arange(257) / 256)).numpy()
+    ax.bar(centers[1:], d[1:] / total, width=np.abs(np.diff(edges))[1:], color="tab:brown")
+    ax.set(xscale="log", title=f"depth of the ground (the sky, not drawn: {100 * sky:.0f}% "
+           "of pixels)", xlabel="meters (log)", ylabel="share of pixels")
+    ax.xaxis.set_major_formatter(mpl_ticker.ScalarFormatter())
+
+
+def plot_value_distributions(hist: Histograms, *, width: float = COLUMN_INCHES) -> plt.Figure:
+    """:func:`plot_value_histograms` stacked in one column, ``width`` inches wide.
+
+    ``hist``: :func:`evacamel.loading.stats.compute_histograms` output. Rows: image
+    values per channel (binned), mask values (log counts), depth of the ground in
+    meters (log axis; the sky's share in the title).
+    """
+    fig, axes = plt.subplots(3, 1, figsize=(width, 0.95 * width))
+    counts = hist.counts
+    _draw_image_values(axes[0], counts)
+    _draw_mask_values(axes[1], counts)
+    _draw_ground_depth(axes[2], counts)
+    fig.tight_layout()
+    return fig
+
+
+def _split_hist(ax: plt.Axes, values: dict[str, list[float]], bins: "np.ndarray | int",
+                **kwargs: object) -> None:
+    """One outline histogram per split, as shares of that split's samples."""
+    for split, v in values.items():
+        if v:
+            ax.hist(v, bins=bins, weights=np.full(len(v), 1 / len(v)), histtype="step",
+                    lw=1.6, color=_SPLIT_COLORS.get(split), label=f"{split} ({len(v)})",
+                    **kwargs)
+    ax.set_ylabel("share of samples")
+    ax.legend(fontsize=8)
+
+
+def plot_camel_distributions(rows: Sequence[dict], source_size: int, *,
+                             width: float = COLUMN_INCHES) -> plt.Figure:
+    """Camel distance, size and visible share per split, stacked, ``width`` inches wide.
+
+    ``rows``: ``dataset_info.csv`` rows (:func:`evacamel.dataset.format.read_index`);
+    each split is drawn as shares of its own samples, so the splits compare.
+    """
+    import matplotlib.ticker as mpl_ticker
+
+    def column(name: str, scale: float = 1.0) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for r in rows:
+            if r.get(name) not in (None, ""):
+                out.setdefault(str(r.get("split", "all")), []).append(float(r[name]) / scale)
+        return out
+
+    fig, axes = plt.subplots(3, 1, figsize=(width, 0.95 * width))
+    dist = column("distance_m")
+    if dist:
+        low = max(min(min(v) for v in dist.values()), 0.5)
+        high = max(max(v) for v in dist.values()) + 1
+        _split_hist(axes[0], dist, np.geomspace(low, high, 30))
+        axes[0].set_xscale("log")
+        axes[0].xaxis.set_major_locator(mpl_ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes[0].xaxis.set_major_formatter(mpl_ticker.ScalarFormatter())
+        axes[0].xaxis.set_minor_formatter(mpl_ticker.NullFormatter())
+    axes[0].set(title="camel distance (log axis: equal widths are equal ratios)",
+                xlabel="meters (log)")
+    _split_hist(axes[1], column("w", source_size), 30)
+    axes[1].set(title="camel size", xlabel="sprite side / image side")
+    _split_hist(axes[2], column("visible_fraction"), 30, range=(0, 1))
+    axes[2].set(title="visible share of the camel", xlabel="visible fraction")
+    fig.tight_layout()
+    return fig
+
+
+def plot_block_costs(rows: Sequence[BlockRow], *, width: float = COLUMN_INCHES) -> plt.Figure:
+    """Parameters and forward FLOPs per U-Net block, one panel above the other.
+
+    ``rows``: :func:`evacamel.model.block_summary` output. Encoder blocks brown, decoder
+    blocks blue, heads grey; each bar of the lower panel is labelled with the block's
+    output size, so the cost can be read against the resolution it works at.
+    """
+    names = [r.name for r in rows]
+    colors = ["#c2894b" if n.startswith("down") else "#4b7fc2" if n.startswith("up") else "#666"
+              for n in names]
+    fig, axes = plt.subplots(2, 1, figsize=(width, 0.75 * width), sharex=True)
+    params = [r.params / 1e6 for r in rows]
+    flops = [r.flops / 1e9 for r in rows]
+    axes[0].bar(names, params, color=colors)
+    axes[0].set(ylabel="parameters (millions)",
+                title=f"parameters: {sum(params):.2f} million in all")
+    bars = axes[1].bar(names, flops, color=colors)
+    sides = [r.output_shape[-1] for r in rows]
+    for bar, side in zip(bars, sides):
+        axes[1].annotate(f"{side} px", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                         ha="center", va="bottom", fontsize=7)
+    axes[1].set(ylabel="GFLOP per sample", ylim=(0, max(flops) * 1.2),
+                title=f"forward cost: {sum(flops):.1f} GFLOP per sample "
+                      "(labels: the block's output size)")
+    axes[1].tick_params(axis="x", rotation=45)
+    for ax in axes:
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

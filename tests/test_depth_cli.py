@@ -65,7 +65,10 @@ def make_dataset(root: Path, *, source: str = "exact") -> Path:
 
 
 def _maps(root: Path) -> list[Path]:
-    return sorted((root / "depth").glob("*.png")) + sorted((root / "bg_depth").glob("*.png"))
+    """Every depth map of the dataset; never empty (a loop over none would check nothing)."""
+    maps = sorted((root / "depth").glob("*.png")) + sorted((root / "bg_depth").glob("*.png"))
+    assert maps, f"no depth maps under {root}/depth or {root}/bg_depth"
+    return maps
 
 
 def _stat(paths):
@@ -219,8 +222,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli_main(["depth", str(tmp_path / "nowhere")]) == 1
     assert "no meta.json" in capsys.readouterr().err
     root = make_dataset(tmp_path / "ds")
-    assert cli_main(["depth", str(root), "--size", "0"]) == 1
-    assert "--size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse's usage error
+        cli_main(["depth", str(root), "--size", "0"])
+    assert refused.value.code == 2 and "argument --size" in capsys.readouterr().err
     meta = json.loads((root / "meta.json").read_text())
     meta["complete"] = False
     (root / "meta.json").write_text(json.dumps(meta))

@@ -107,8 +107,10 @@ def test_help_lists_the_options():
 
 def test_bad_values_are_refused_in_one_line(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert _run("--out", "") == 1  # not data/<profile> by accident
-    assert "--out is empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # not data/<profile> by accident
+        _run("--out", "")
+    assert refused.value.code == 2  # argparse's usage error
+    assert "argument --out: is empty" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
     assert _run("--out", str(tmp_path / "ds"), "--samples", "3", "--zip-parts", "10") == 1
     assert "more parts than the 3 samples" in capsys.readouterr().err

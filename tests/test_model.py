@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from evacamel.model import (SEED_PARAMETERS, CamelUNet, build_model, count_parameters,
-                            flops_per_sample, format_summary, receptive_field, split_outputs,
-                            summary)
+from evacamel.model import (SEED_PARAMETERS, CamelUNet, block_summary, block_table, build_model,
+                            count_parameters, flops_per_sample, format_summary, receptive_field,
+                            split_outputs, summary)
 from evacamel.profiles import get_profile
 
 # FACTS.md: parameters of each block of the seed (width 64)
@@ -70,3 +70,21 @@ def test_receptive_field_is_measured_and_larger_than_a_conv():
     rf = receptive_field(CamelUNet(4), input_size=512)
     assert rf[0] == rf[1]
     assert 300 < rf[0] < 512  # deep U-Net: hundreds of pixels, but finite
+
+
+def test_block_summary_has_one_row_per_block_with_its_cost():
+    model = CamelUNet(width=64)
+    rows = block_summary(model, input_size=64)
+    assert {r.name: r.params for r in rows} == SEED_BLOCKS  # the seed's blocks, in order
+    assert [r.name for r in rows] == list(SEED_BLOCKS)
+    by_name = {r.name: r for r in rows}
+    assert by_name["up4"].convs == [(512, 256), (256, 256)]
+    assert by_name["down0"].output_shape == (64, 64, 64)
+    assert by_name["mask_head"].output_shape == (1, 32, 32)
+    # the blocks' FLOPs are the whole forward pass, and down0's is its two convolutions
+    assert sum(r.flops for r in rows) == flops_per_sample(model, 64)
+    assert by_name["down0"].flops == 2 * 9 * (6 * 64 + 64 * 64) * 64 * 64
+    table = block_table(rows)
+    assert "| up4 | 512→256, 256→256 | 256×4×4 | 1,770,496 |" in table
+    assert f"| **total** | | | **{SEED_PARAMETERS:,}** |" in table
+    assert model.training  # left in the mode it was in

@@ -154,8 +154,10 @@ def test_pack_command(root, capsys):
     assert find_packed(root, S) == packed_dir(root, S)
     assert main(["pack", "--root", str(root / "missing")]) == 1
     assert "not found" in capsys.readouterr().err
-    assert main(["pack", "--root", str(root), "--input-size", "33"]) == 1  # the U-Net needs 32k
-    assert "--input-size 33: must be a positive multiple of 32" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # the U-Net needs 32k: argparse refuses it
+        main(["pack", "--root", str(root), "--input-size", "33"])
+    assert refused.value.code == 2
+    assert "argument --input-size: 33 must be a multiple of 32" in capsys.readouterr().err
     assert not packed_dir(root, 33).exists()
 
 

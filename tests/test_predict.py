@@ -190,9 +190,11 @@ def test_predict_command_never_overwrites_silently_nor_writes_outside_out(traine
     assert cli_main(["predict", str(ckpt), "--bg", str(tmp_path / "x_mask.png"), pair[2], pair[3],
                      "--name", "x", "--out", str(tmp_path), "--overwrite"]) == 1
     assert "input" in capsys.readouterr().err
-    for name in ("../../x", "a/b", ".."):
-        assert cli_main(["predict", str(ckpt), *pair, "--out", str(out), "--name", name]) == 1
-        assert "plain file name" in capsys.readouterr().err
+    for name in ("../../x", "a/b", ".."):  # refused by argparse: usage, exit status 2
+        with pytest.raises(SystemExit) as refused:
+            cli_main(["predict", str(ckpt), *pair, "--out", str(out), "--name", name])
+        assert refused.value.code == 2
+        assert "argument --name: must be a plain file name" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bg.png", "cam.png", "out", "x_mask.png"]
 
 
@@ -249,5 +251,7 @@ def test_overview_command_draws_new_scenes(trained, tmp_path, capsys):
         assert img.format == "JPEG" and img.width > 200 and img.height > img.width  # 5 rows x 2
     assert cli_main(["overview", str(tmp_path / "none.pt"), "--out", str(out)]) == 1
     assert "none.pt: no such checkpoint" in capsys.readouterr().err
-    assert cli_main(["overview", str(ckpt), "--out", str(tmp_path / "x.txt")]) == 1
+    with pytest.raises(SystemExit) as refused:  # argparse: usage, exit status 2
+        cli_main(["overview", str(ckpt), "--out", str(tmp_path / "x.txt")])
+    assert refused.value.code == 2
     assert ".png or .jpg" in capsys.readouterr().err and not (tmp_path / "x.txt").exists()

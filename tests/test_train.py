@@ -22,9 +22,12 @@ def _run(out, stop_at: int | None = None, **overrides) -> Trainer:
 
 
 def _assert_same_state(a: Trainer, b: Trainer) -> None:
-    for (name, p), (_, q) in zip(a.raw_model.state_dict().items(), b.raw_model.state_dict().items()):
+    wa, wb = a.raw_model.state_dict(), b.raw_model.state_dict()
+    assert wa and list(wa) == list(wb)  # zip() below would stop early on a shorter one
+    for (name, p), (_, q) in zip(wa.items(), wb.items()):
         assert torch.equal(p, q), f"{name} differs (max {float((p.float() - q.float()).abs().max())})"
     sa, sb = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
+    assert sa and sa.keys() == sb.keys(), "no optimiser state to compare (no step taken?)"
     for k in sa:
         for key in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(sa[k][key], sb[k][key])

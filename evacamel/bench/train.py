@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from evacamel.bench._timing import Measurement, measure, print_comparison
+from evacamel.footprint import choose_micro_batch, cuda_step_peak, memory_budget
 from evacamel.loading.prepare import TrainData
 from evacamel.loading.transforms import EvalTransform
 from evacamel.losses import CamelLoss
@@ -39,7 +40,7 @@ H100_BF16_DENSE_TFLOPS = 989.0
 """NVIDIA H100 SXM dense bf16 tensor-core peak (no sparsity), TFLOP/s."""
 
 __all__ = ["H100_BF16_DENSE_TFLOPS", "make_batches", "measure_seed_loop", "measure_our_loop",
-           "speed_table", "mfu", "add_arguments", "main"]
+           "fitting_batch", "speed_table", "mfu", "add_arguments", "main"]
 
 
 def make_batches(n: int, batch_size: int, input_size: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
@@ -107,13 +108,14 @@ def measure_our_loop(profile: Any = None, steps: int = 20, *, batch_size: int | 
                      train_transform=tf, eval_transform=tf, mean=tf.mean.flatten().tolist(),
                      std=tf.std.flatten().tolist())
     trainer = Trainer(cfg, data, progress=False, verbose=False)
-    batches = make_batches(4, bs, p.input_size)
+    accum = trainer.accum_steps  # on CUDA: as many micro-batches as the memory needs
+    batches = make_batches(4 * accum, trainer.micro_batch, p.input_size)
     if device.type == "cuda":
         batches = [{k: v.pin_memory() for k, v in b.items()} for b in batches]
 
     def run(n: int) -> int:
         for i in range(n):
-            trainer.train_step([batches[i % len(batches)]])
+            trainer.train_step([batches[(i * accum + j) % len(batches)] for j in range(accum)])
         return n * bs
 
     if name is None:
@@ -123,10 +125,38 @@ def measure_our_loop(profile: Any = None, steps: int = 20, *, batch_size: int | 
         parts.append({None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype])
         if compile:
             parts.append("compile")
+        if accum > 1:
+            parts.append(f"{trainer.micro_batch} x {accum} accumulated")
         name = "our loop (" + ", ".join(parts) + ")"
     m = measure(name, lambda: run(steps), warmup=lambda: run(warmup if not compile else warmup + 2),
                 sync=_sync(device))
     return m, trainer
+
+
+def fitting_batch(profile: Any = None, *, device: str | torch.device | None = None) -> int:
+    """The largest batch (at most the profile's) at which the seed's fp32 loop fits the
+    device's free memory (:func:`evacamel.footprint.choose_micro_batch` on a memory probe
+    of its forward and backward); the profile's batch on a CPU.
+
+    The fp32 loop needs about twice the memory of our bf16/fp16 one: at the full profile's
+    batch of 128 it would need about 20 GB, more than a T4 has.
+    """
+    p = get_profile(profile)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type != "cuda":
+        return p.batch_size
+    torch.manual_seed(0)
+    model = CamelUNet(p.width).to(device).train()
+    loss_fn, tf = CamelLoss(), EvalTransform(None).to(device)
+
+    def step(b: int) -> None:
+        x, mask, depth = tf({k: v.to(device) for k, v in make_batches(1, b, p.input_size)[0].items()})
+        loss_fn(*split_outputs(model(x)), mask, depth).total.backward()
+        model.zero_grad(set_to_none=True)
+
+    fit = choose_micro_batch(p.batch_size, lambda b: cuda_step_peak(step, b, device),
+                             memory_budget(device) - 2 * 4 * sum(t.numel() for t in model.parameters()))
+    return fit.micro_batch
 
 
 def mfu(samples_per_s: float, model: torch.nn.Module, input_size: int,
@@ -142,17 +172,23 @@ def speed_table(profile: Any = None, steps: int = 5, *, batch_size: int | None =
                 warmup: int = 2) -> list[Measurement]:
     """One measurement per speed technique, added one at a time (for notebook 05).
 
-    Rows: the seed loop; uint8 inputs converted on the device; + channels_last;
-    + autocast (bf16 on CUDA, fp32 stays on CPU); + ``torch.compile`` if ``compile``.
+    Rows: the seed loop; uint8 inputs converted on the device; + channels_last; on CUDA
+    + autocast (bf16, or fp16 with a grad scaler where bf16 is missing; on a CPU autocast
+    is off, so there is no row to compare); + ``torch.compile`` if ``compile``. Every row
+    runs at the same batch: ``batch_size``, by default the profile's on a CPU and on CUDA
+    the largest at which the seed's fp32 loop fits (:func:`fitting_batch`).
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    batch_size = batch_size or fitting_batch(profile, device=device)
     common = dict(batch_size=batch_size, device=device, warmup=warmup)
     rows = [measure_seed_loop(profile, steps, **common)]
     amp_on = "auto" if device.type == "cuda" else "off"
     variants = [("uint8 on the wire, float on the device", dict(amp="off", channels_last="off")),
-                ("+ channels_last", dict(amp="off", channels_last="on")),
-                (f"+ autocast ({'bf16' if device.type == 'cuda' else 'off on CPU'})",
-                 dict(amp=amp_on, channels_last="on"))]
+                ("+ channels_last", dict(amp="off", channels_last="on"))]
+    if device.type == "cuda":
+        fp16 = torch.cuda.get_device_capability(device)[0] < 8
+        variants.append((f"+ autocast ({'fp16 + grad scaler' if fp16 else 'bf16'})",
+                         dict(amp=amp_on, channels_last="on")))
     if compile:
         variants.append(("+ torch.compile", dict(amp=amp_on, channels_last="on", compile=True)))
     for name, kw in variants:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evacamel.commands._args import positive_int
+
 HELP = "regenerate a dataset's depth maps with exact depth or a pretrained monocular model (resumable)"
 
 
@@ -14,12 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="'exact' (the synthetic world's depth, kept in DATASET/exact_depth/) or a transformers "
                         "depth model: a Hugging Face id such as depth-anything/Depth-Anything-V2-Small-hf, or a "
                         "local folder saved with save_pretrained (default: exact)")
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--size", type=positive_int, default=None,
                    help="side of the written maps in pixels (default: meta.json depth_size; the seed used 512)")
     p.add_argument("--seed-normalisation", action="store_true",
                    help="store the original project's maps: per-image min-max, inverted so near is bright "
                         "(not comparable across images; for comparison only)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per estimator call (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="images per estimator call (default 8)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                    help="model precision: auto = bf16/fp16 autocast on CUDA, float32 on CPU")
@@ -37,10 +39,6 @@ def main(args: argparse.Namespace) -> int:
 
     root = Path(args.dataset)
     read_meta(root)  # a dataset? (before a model is loaded)
-    if args.size is not None and args.size <= 0:
-        raise ValueError(f"--size must be positive, got {args.size}")
-    if args.batch_size <= 0:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.estimator == "exact":
         estimator = ExactDepth(root, device=args.device)
     else:

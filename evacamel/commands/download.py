@@ -12,63 +12,14 @@ import errno
 import sys
 from pathlib import Path
 
+from evacamel.commands._args import (byte_size, non_negative_int, plain_file_name,
+                                     positive_float, positive_int)
 from evacamel.dataset.archive import ExtractLimits
 from evacamel.dataset.download import RetryPolicy, download_name, fetch, fetch_registered
 from evacamel.dataset.registry import REGISTRY, registry_table
 from evacamel.paths import data_dir
 
 HELP = "download a dataset (registry name, URL or Google Drive id), verify it, extract safely"
-
-_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def _positive_int(text: str) -> int:
-    """A whole number above zero (``--max-files``)."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    """A whole number, zero or more (``--retries``)."""
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, got {text!r}")
-    return int(text)
-
-
-def _byte_size(text: str) -> int:
-    """Bytes above zero, with an optional binary unit: ``500M``, ``20G``, ``123456``."""
-    number, unit = text.strip().lower().removesuffix("b").removesuffix("i"), 1
-    if number[-1:] in _UNITS:
-        number, unit = number[:-1], _UNITS[number[-1]]
-    try:
-        value = int(float(number) * unit)
-    except (ValueError, OverflowError):  # "abc", "nan", "inf"
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a size above 0 such as 500M or 20G, "
-                                         f"got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    """A number above zero (``--max-ratio``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
-    return value
-
-
-def _file_name(text: str) -> str:
-    """A plain file name (``--filename``): no folders, no ``..``."""
-    try:
-        return download_name("", text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a plain file name (no folders, no '..'), "
-                                         f"got {text!r}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -81,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--dest)")
     p.add_argument("--sha256", default=None, help="expected sha256 of the archive")
     p.add_argument("--md5", default=None, help="expected md5 of the archive")
-    p.add_argument("--filename", type=_file_name, default=None,
+    p.add_argument("--filename", type=plain_file_name, default=None,
                    help="name for the downloaded file (a plain name)")
     p.add_argument("--no-extract", action="store_true", help="download and verify only")
     p.add_argument("--overwrite", action="store_true",
@@ -89,15 +40,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-unverified", action="store_true",
                    help="accept a file whose hash is unknown (e.g. the seed's archives); an "
                         "archive must still read whole")
-    p.add_argument("--max-files", type=_positive_int, default=None,
+    p.add_argument("--max-files", type=positive_int, default=None,
                    help=f"refuse archives with more files (default {ExtractLimits.max_files})")
-    p.add_argument("--max-bytes", type=_byte_size, default=None,
+    p.add_argument("--max-bytes", type=byte_size, default=None,
                    help="refuse archives larger than this uncompressed, e.g. 50G (default: "
                         "only --max-ratio and the free disk space limit it)")
-    p.add_argument("--max-ratio", type=_positive_float, default=None,
+    p.add_argument("--max-ratio", type=positive_float, default=None,
                    help=f"refuse archives that expand more than this many times "
                         f"(default {ExtractLimits.max_ratio:g})")
-    p.add_argument("--retries", type=_count, default=RetryPolicy.retries,
+    p.add_argument("--retries", type=non_negative_int, default=RetryPolicy.retries,
                    help="retries of a failing download, with waits of 1, 2, 4... s "
                         "(default %(default)s)")
     p.add_argument("--list", action="store_true", help="list the known datasets")

@@ -16,7 +16,9 @@ See :mod:`evacamel.dataset` for the layout and the guarantees.
 from __future__ import annotations
 
 import argparse
+import sys
 
+from evacamel.commands._args import non_empty_path, non_negative_int, positive_int, seed, shard
 from evacamel.paths import dataset_dir
 from evacamel.profiles import get_profile
 
@@ -26,16 +28,17 @@ HELP = "write a dataset (bg, fg_bg, mask, depth, dataset_info.csv) from the proc
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None,
                    help="quick, cpu or full (default: $EVACAMEL_PROFILE, else full on CUDA, else quick)")
-    p.add_argument("--out", default=None, help="dataset folder (default: data/<profile>)")
-    p.add_argument("--seed", type=int, default=None, help="dataset seed (default: the profile's)")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--out", default=None, type=non_empty_path, help="dataset folder (default: data/<profile>)")
+    p.add_argument("--seed", type=seed, default=None,
+                   help="dataset seed, 0 or more (default: the profile's)")
+    p.add_argument("--samples", type=positive_int, default=None,
                    help="number of composites (default: the profile's)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all usable CPUs)")
-    p.add_argument("--shard", default=None, metavar="I/N",
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: all usable CPUs)")
+    p.add_argument("--shard", default=None, type=shard, metavar="I/N",
                    help="write only part I of N (0-based), e.g. 0/4; merge with --finalize")
     p.add_argument("--finalize", action="store_true",
                    help="merge the shards written into --out and finish the dataset")
-    p.add_argument("--zip-parts", type=int, default=0, metavar="N",
+    p.add_argument("--zip-parts", type=non_negative_int, default=0, metavar="N",
                    help="also write N zip parts dataset_0.zip.. and dataset_bg.zip, as the seed shipped")
     p.add_argument("--clahe", action="store_true", help="equalise background brightness (CLAHE), as the seed")
     p.add_argument("--mode", choices=("perspective", "seed"), default=None,
@@ -50,6 +53,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _warn_empty_splits(root: object, counts: dict) -> None:
+    """A dataset with an empty split is written, but not without a word (stderr)."""
+    empty = [split for split in ("train", "test") if not counts.get(split)]
+    if empty:
+        print(f"warning: {root}: the {' and the '.join(empty)} split "
+              f"{'is' if len(empty) == 1 else 'are'} empty ({counts.get('samples')} samples); "
+              "training or evaluating on it will be refused: ask for more with --samples",
+              file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `evacamel <command> --help` and argument errors
     # must not wait for torch (measured on a loaded 2-core machine: --help 0.2 s,
@@ -60,14 +73,9 @@ def main(args: argparse.Namespace) -> int:
 
     profile = get_profile(args.profile)
     if args.samples is not None:
-        if args.samples < 1:
-            raise ValueError(f"--samples {args.samples}: must be at least 1")
         profile = profile.replace(samples=args.samples)
     if args.camel_masks and not args.camels:
         raise ValueError("--camel-masks needs --camels")
-    if args.out is not None and not args.out.strip():
-        raise ValueError("--out is empty: name the dataset folder (or leave --out out for "
-                         "data/<profile>)")
     if args.finalize and args.shard:
         raise ValueError("--finalize merges the shards: give it without --shard")
     source = FolderSources.of(args.backgrounds, args.camels, args.camel_masks)
@@ -87,7 +95,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{root}: complete: {c['samples']} samples ({c['train']} train, {c['test']} test) "
               f"from {c['backgrounds']} backgrounds and {c['camels']} camels, "
               f"{meta['source_size']} px, depth {meta['depth']['source']}")
+        _warn_empty_splits(root, c)
     else:
-        print(f"{root}: shard {args.shard} written; when every shard is in this folder run "
+        print(f"{root}: shard {args.shard[0]}/{args.shard[1]} written; when every shard is in this folder run "
               f"the same command with --finalize instead of --shard")
     return 0

@@ -6,17 +6,14 @@ import argparse
 import io
 from pathlib import Path
 
-from evacamel.commands._common import positive_int
+from evacamel.commands._args import IMAGE_FORMATS, image_file, positive_int
 from evacamel.dataset.atomic import atomic_write
 
 HELP = "draw new scenes with their true and predicted mask and depth (the README's picture)"
 
-FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a checkpoint written by `evacamel train` (best.pt)")
-    parser.add_argument("--out", required=True, help="image file to write (.png or .jpg)")
+    parser.add_argument("--out", required=True, type=image_file, help="image file to write (.png or .jpg)")
     parser.add_argument("--scenes", type=positive_int, default=4, help="how many new scenes (default 4)")
     parser.add_argument("--size", type=positive_int, default=256,
                         help="scene size in pixels, at least 32 (default 256)")
@@ -27,9 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    fmt = FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"--out {args.out}: name a .png or .jpg file")
+    fmt = IMAGE_FORMATS[out.suffix.lower()]
     if args.size < 32:
         raise ValueError(f"--size {args.size}: scenes need at least 32 pixels")
     if not Path(args.checkpoint).is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evacamel.commands._args import input_size, non_negative_int
 from evacamel.profiles import get_profile
 
 HELP = "pack a dataset into the memory-mapped training cache (parallel, resumable, atomic)"
@@ -14,9 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="sizes from this profile (default: auto)")
     p.add_argument("--root", default=None,
                    help="dataset folder (default: the profile's, made if missing)")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=input_size, default=None,
                    help="override the profile's input size")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    p.add_argument("--workers", type=non_negative_int, default=None,
+                   help="processes (default: CPU count; 0: in this process)")
     p.add_argument("--force", action="store_true", help="rebuild even if current")
 
 
@@ -29,12 +31,7 @@ def main(args: argparse.Namespace) -> int:
 
     profile = get_profile(args.profile)
     if args.input_size is not None:
-        if args.input_size < 32 or args.input_size % 32:
-            raise ValueError(f"--input-size {args.input_size}: must be a positive multiple of 32 "
-                             "(the U-Net halves it five times)")
         profile = profile.replace(input_size=args.input_size)
-    if args.workers is not None and args.workers < 0:
-        raise ValueError(f"--workers {args.workers}: must be 0 or more")
     if args.root is None and not args.force:
         folder = ensure_packed(profile, workers=args.workers)
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from evacamel.commands._args import plain_file_name
+
 
 HELP = "predict the mask and depth of an image pair of any size (PNGs out)"
 
@@ -13,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bg", required=True, help="the background image")
     p.add_argument("--fg-bg", required=True, help="the same background with the camel")
     p.add_argument("--out", default=None, help="output folder (default: beside --fg-bg)")
-    p.add_argument("--name", default=None,
+    p.add_argument("--name", default=None, type=plain_file_name,
                    help="output file prefix, a plain name (default: the --fg-bg stem)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from evacamel.commands._args import positive_int
+
 HELP = "exact mean/std of fg_bg, bg, mask and depth (cached in meta.json), as the seed's table"
 
 
@@ -14,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dataset folder (default: the profile's, made if missing)")
     p.add_argument("--split", default="train", choices=["train", "test", "all"])
     p.add_argument("--recompute", action="store_true", help="ignore the cached statistics")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: CPU count)")
     p.add_argument("--seed-table", action="store_true",
                    help="also print the seed's published table (rows put right)")
 
@@ -25,8 +27,6 @@ def main(args: argparse.Namespace) -> int:
     # importing the dataset writer 7-11 s).
     from evacamel.loading.stats import SEED_STATS, ensure_stats, stats_table
 
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers {args.workers}: must be at least 1")
     t0 = time.perf_counter()
     stats = ensure_stats(args.profile, root=args.root, split=args.split,
                          recompute=args.recompute, workers=args.workers)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from evacamel.commands._common import (fraction, non_negative_float, non_negative_int,
-                                       positive_float, positive_int)
+from evacamel.commands._args import (fraction, input_size, non_negative_float, non_negative_int,
+                                     positive_float, positive_int, seed)
 from evacamel.paths import run_dir
 from evacamel.profiles import get_profile
 
@@ -16,14 +16,6 @@ if TYPE_CHECKING:
     from evacamel.train import Trainer
 
 HELP = "train the model on a profile's dataset (AMP on CUDA, checkpoints, --resume, torchrun)"
-
-
-def input_size(text: str) -> int:
-    """A positive multiple of 32 (the U-Net halves the input five times)."""
-    value = positive_int(text)
-    if value % 32:
-        raise argparse.ArgumentTypeError(f"{value} must be a multiple of 32")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=("adam", "adamw"))
     g.add_argument("--weight-decay", type=non_negative_float)
     g.add_argument("--accum-steps", type=positive_int, help="gradient-accumulation micro-batches per step")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=seed, help="random seed, 0 or more")
     g.add_argument("--augment", choices=("auto", "full", "flip", "off"),
                    help="full: flips + colour jitter, flip: flips only, off; "
                         "auto (default): full on CUDA, flip on CPU")

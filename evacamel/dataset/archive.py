@@ -72,6 +72,8 @@ class ExtractLimits:
 
 
 
+_MAX_NAME_BYTES = 255
+"""Longest file or folder name (one path component) ext4, APFS, NTFS and FAT can store."""
 _TAR_SUFFIXES = (".tar", ".tgz", ".tbz2", ".txz", ".tar.gz", ".tar.bz2", ".tar.xz")
 _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA,
                 getattr(zipfile, "ZIP_ZSTANDARD", zipfile.ZIP_STORED)}  # zstd: Python 3.14
@@ -222,6 +224,10 @@ def _safe_path(archive: Path, name: str) -> str:
     parts = [p for p in PurePosixPath(posix).parts if p not in ("", ".")]
     if ".." in parts:
         raise ArchiveError(f"{archive}: entry {name!r} climbs out of the target ('..'); "
+                           f"refusing the archive")
+    if any(len(p.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES for p in parts):
+        raise ArchiveError(f"{archive}: entry {name[:60]!r}... has a name longer than "
+                           f"{_MAX_NAME_BYTES} bytes, which no common disk can store; "
                            f"refusing the archive")
     return "/".join(parts)
 

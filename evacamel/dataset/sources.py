@@ -3,11 +3,13 @@
 :func:`evacamel.dataset.write.write_dataset` takes these instead of the procedural world
 (``evacamel make-dataset --backgrounds DIR --camels DIR [--camel-masks DIR]``):
 
-* **backgrounds**: any RGB images (JPEG, PNG, BMP, WebP, TIFF), centre-cropped to a square
-  and resized to the dataset's ``source_size``. An image smaller than that (its shorter
-  side) is refused: upscaling would only blur it.
+* **backgrounds**: any RGB images (JPEG, PNG, BMP, WebP, TIFF), read by
+  :func:`evacamel.dataset.photo.read_photo` (upright, 16-bit kept, size limits),
+  centre-cropped to a square and area-resized to the dataset's ``source_size``. An image
+  smaller than that (its shorter side) is refused: upscaling would only blur it.
 * **camel cut-outs**: RGBA PNGs whose alpha is the camel, or RGB images with a mask file
-  of the same stem (any image extension; white = camel) in a masks folder.
+  of the same stem (any image extension; white = camel) in a masks folder. A cut-out must
+  show a camel: not empty, not opaque everywhere, not a few pixels or a thin line.
 
 Everything is checked before anything is written, and every problem names its file.
 Files are taken in sorted name order, so the ids (``bg_0000`` ...) are reproducible.
@@ -20,21 +22,31 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from evacamel.dataset.photo import center_square, photo_size, read_photo, resize_area
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "list_images",
     "load_background",
     "load_cutout",
+    "check_visible_camel",
+    "MIN_CAMEL_PIXELS",
+    "MIN_CAMEL_SIDE",
     "FolderSources",
     "folder_fingerprint",
     "export_example_folders",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MIN_CAMEL_PIXELS = 64
+"""Fewest camel pixels (alpha >= 128) a cut-out may have."""
+MIN_CAMEL_SIDE = 8
+"""Smallest width and height, in pixels, of a cut-out's camel (its bounding box)."""
 
 
 def list_images(folder: str | os.PathLike, what: str = "images") -> list[Path]:
@@ -54,33 +66,21 @@ def list_images(folder: str | os.PathLike, what: str = "images") -> list[Path]:
     return files
 
 
-def _open(path: Path) -> Image.Image:
-    try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
-    return img
-
-
 def load_background(path: str | os.PathLike, size: int) -> torch.Tensor:
-    """A background photo, centre-cropped to a square and resized: uint8 ``3 x size x size``.
+    """A background photo, upright (EXIF), centre-cropped to a square and area-resized:
+    uint8 ``3 x size x size``.
 
     Raises:
-        ValueError: unreadable, or its shorter side is smaller than ``size``.
+        ValueError: unreadable, multi-frame, over the pixel limit (``$EVACAMEL_MAX_PIXELS``),
+            or its shorter side is smaller than ``size`` (upscaling would only blur it).
     """
-    path = Path(path)
-    img = _open(path).convert("RGB")
-    w, h = img.size
-    side = min(w, h)
-    if side < size:
+    w, h = photo_size(path)
+    if min(w, h) < size:
         raise ValueError(f"{path}: background is {w}x{h}, smaller than the output size "
                          f"{size}x{size} (its shorter side must be at least {size} px)")
-    left, top = (w - side) // 2, (h - side) // 2
-    img = img.crop((left, top, left + side, top + side))
-    if side != size:
-        img = img.resize((size, size), Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    rgb = read_photo(path, mode="RGB", at_least=size)
+    rgb = resize_area(center_square(rgb), (size, size))
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
 
 
 def _mask_for(path: Path, mask_dir: Path | None) -> Path | None:
@@ -93,40 +93,59 @@ def _mask_for(path: Path, mask_dir: Path | None) -> Path | None:
     return None
 
 
+def check_visible_camel(alpha: np.ndarray, where: str) -> None:
+    """Refuse an alpha/mask (uint8 ``H x W``) that shows no usable camel: empty, fully
+    opaque (not a cut-out), or whose camel (alpha >= 128) covers fewer than
+    :data:`MIN_CAMEL_PIXELS` pixels or is thinner than :data:`MIN_CAMEL_SIDE` pixels."""
+    if alpha.max(initial=0) == 0:
+        raise ValueError(f"{where}: mask is empty (no camel pixel)")
+    if alpha.min(initial=255) == 255:
+        raise ValueError(f"{where}: fully opaque everywhere, so it is not a cut-out; give a "
+                         "transparent background or a mask that is black around the camel")
+    rows, cols = np.nonzero(alpha >= 128)
+    height = int(rows.max() - rows.min() + 1) if rows.size else 0
+    width = int(cols.max() - cols.min() + 1) if cols.size else 0
+    if rows.size < MIN_CAMEL_PIXELS or min(height, width) < MIN_CAMEL_SIDE:
+        raise ValueError(f"{where}: the visible camel is {width} x {height} pixels "
+                         f"({rows.size} pixels); a cut-out needs at least {MIN_CAMEL_PIXELS} "
+                         f"camel pixels spanning {MIN_CAMEL_SIDE} x {MIN_CAMEL_SIDE}")
+
+
+def _alpha_of(path: Path, rgba: np.ndarray, mask_path: Path | None,
+              mask_dir: str | os.PathLike | None) -> tuple[np.ndarray, str]:
+    """The cut-out's alpha (uint8 ``H x W``) and where it came from."""
+    if mask_path is not None:
+        mask = cv2.cvtColor(read_photo(mask_path, mode="RGB", min_side=1), cv2.COLOR_RGB2GRAY)
+        if mask.shape != rgba.shape[:2]:
+            raise ValueError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its "
+                             f"image {path} is {rgba.shape[1]}x{rgba.shape[0]}")
+        return mask, str(mask_path)
+    with Image.open(path) as img:
+        has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    if not has_alpha:
+        hint = f" in {mask_dir}" if mask_dir is not None else " (no masks folder given)"
+        raise ValueError(f"{path}: camel image has no alpha channel and no mask file "
+                         f"named {path.stem}.<ext>{hint}")
+    return rgba[..., 3], f"{path} (alpha channel)"
+
+
 def load_cutout(path: str | os.PathLike, mask_dir: str | os.PathLike | None = None) -> torch.Tensor:
-    """A camel cut-out as float ``4 x h x w`` RGBA in [0, 1] (straight alpha).
+    """A camel cut-out as float ``4 x h x w`` RGBA in [0, 1] (straight alpha), upright.
 
     The alpha comes from a mask file of the same stem in ``mask_dir`` if there is one
     (white = camel), else from the image's own alpha channel.
 
     Raises:
-        ValueError: unreadable; no alpha and no mask; an empty mask/alpha (no camel
-            pixel); a fully opaque alpha (not a cut-out); a mask of another size.
+        ValueError: unreadable; no alpha and no mask; no visible camel (empty, fully
+            opaque, or a camel of a few pixels or a thin line, see
+            :func:`check_visible_camel`); a mask of another size.
     """
     path = Path(path)
-    img = _open(path)
+    rgba = read_photo(path, mode="RGBA", min_side=1)
     mask_path = _mask_for(path, Path(mask_dir) if mask_dir is not None else None)
-    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    if mask_path is not None:
-        m = _open(mask_path)
-        if m.size != img.size:
-            raise ValueError(f"{mask_path}: mask is {m.size[0]}x{m.size[1]} but its image "
-                             f"{path} is {img.size[0]}x{img.size[1]}")
-        alpha = np.asarray(m.convert("L"), dtype=np.uint8)
-        where = str(mask_path)
-    elif img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        alpha = np.asarray(img.convert("RGBA"), dtype=np.uint8)[..., 3]
-        where = f"{path} (alpha channel)"
-        if alpha.min() == 255:
-            raise ValueError(f"{path}: alpha channel is fully opaque, so it is not a cut-out; "
-                             "give a transparent background or a mask file")
-    else:
-        hint = f" in {mask_dir}" if mask_dir is not None else " (no masks folder given)"
-        raise ValueError(f"{path}: camel image has no alpha channel and no mask file "
-                         f"named {path.stem}.<ext>{hint}")
-    if alpha.max() == 0:
-        raise ValueError(f"{where}: mask is empty (no camel pixel)")
-    rgba = np.concatenate([rgb, alpha[..., None]], axis=-1)
+    alpha, where = _alpha_of(path, rgba, mask_path, mask_dir)
+    check_visible_camel(alpha, where)
+    rgba = np.concatenate([rgba[..., :3], alpha[..., None]], axis=-1)
     return torch.from_numpy(rgba).permute(2, 0, 1).float().div_(255.0)
 
 

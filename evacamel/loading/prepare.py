@@ -36,7 +36,7 @@ from evacamel.loading.stats import ensure_stats
 from evacamel.loading.transforms import EvalTransform, TrainTransform, normalization_from_stats
 from evacamel.profiles import Profile, get_profile
 
-__all__ = ["TrainData", "training_data", "AUGMENTATIONS"]
+__all__ = ["TrainData", "training_data", "make_transforms", "AUGMENTATIONS"]
 
 BatchTransform = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, ...]]
 
@@ -97,6 +97,16 @@ def _train_transform(augment: str, stats: dict[str, Any], device: torch.device) 
     return EvalTransform(stats)
 
 
+def make_transforms(stats: dict[str, Any], augment: str, device: torch.device
+                    ) -> tuple[BatchTransform, BatchTransform, list[float], list[float]]:
+    """``(train_transform, eval_transform, mean, std)`` on ``device`` for training
+    statistics ``stats`` (:func:`~evacamel.loading.stats.compute_stats`) and ``augment``
+    (one of :data:`AUGMENTATIONS`)."""
+    mean, std = normalization_from_stats(stats)
+    return (_train_transform(augment, stats, device).to(device), EvalTransform(stats).to(device),
+            mean.flatten().tolist(), std.flatten().tolist())
+
+
 def training_data(profile: Profile | str | None = None, *, root: str | os.PathLike | None = None,
                   augment: str = "auto", device: torch.device | str | None = None,
                   progress: bool = True) -> TrainData:
@@ -118,9 +128,6 @@ def training_data(profile: Profile | str | None = None, *, root: str | os.PathLi
     train_set, test_set = (open_dataset(root, split, input_size=profile.input_size,
                                         output_size=profile.output_size)
                            for split in ("train", "test"))
-    mean, std = normalization_from_stats(stats)
-    return TrainData(train_set=train_set, test_set=test_set,
-                     train_transform=_train_transform(augment, stats, device).to(device),
-                     eval_transform=EvalTransform(stats).to(device),
-                     mean=mean.flatten().tolist(), std=std.flatten().tolist(),
-                     collate_fn=collate_for(train_set))
+    train_tf, eval_tf, mean, std = make_transforms(stats, augment, device)
+    return TrainData(train_set=train_set, test_set=test_set, train_transform=train_tf,
+                     eval_transform=eval_tf, mean=mean, std=std, collate_fn=collate_for(train_set))

@@ -20,7 +20,7 @@ Batches are in the loader format (``ARCHITECTURE.md``) on the stream's device::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -58,6 +58,10 @@ class SyntheticStream:
         refresh_every: replace one background and one camel every this many batches
             (0: never).
         max_batches: stop after this many batches (default: never).
+        background_seeds, camel_seeds: the world seeds to render, in order (default: the
+            stream's own, :func:`stream_seed`); e.g. a dataset plan's training split
+            (:mod:`evacamel.loading.render`). The pool takes the first ones; refreshing
+            cycles through the rest.
 
     Iterating yields batch dicts; ``len()`` is ``max_batches`` when given.
     """
@@ -66,14 +70,20 @@ class SyntheticStream:
                  seed: int = 0, device: torch.device | str | None = None,
                  pool_backgrounds: int | None = None, pool_camels: int | None = None,
                  render_size: int | None = None, mode: str | None = None,
-                 refresh_every: int = 0, max_batches: int | None = None):
+                 refresh_every: int = 0, max_batches: int | None = None,
+                 background_seeds: Sequence[int] | None = None,
+                 camel_seeds: Sequence[int] | None = None):
         self.profile = get_profile(profile)
         p = self.profile
         self.batch_size = int(batch_size or p.batch_size)
         self.seed = int(seed)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.n_bg = int(pool_backgrounds or min(32, p.n_backgrounds))
-        self.n_fg = int(pool_camels or min(32, p.n_camels))
+        self.background_seeds = None if background_seeds is None else [int(s) for s in background_seeds]
+        self.camel_seeds = None if camel_seeds is None else [int(s) for s in camel_seeds]
+        n_bg = len(self.background_seeds) if self.background_seeds is not None else p.n_backgrounds
+        n_fg = len(self.camel_seeds) if self.camel_seeds is not None else p.n_camels
+        self.n_bg = int(pool_backgrounds or min(32, n_bg))
+        self.n_fg = int(pool_camels or min(32, n_fg))
         self.render_size = int(render_size or p.input_size)
         self.camel_size = max(32, p.camel_size * self.render_size // p.source_size)
         self.mode = mode or p.compose_mode
@@ -90,9 +100,14 @@ class SyntheticStream:
             raise TypeError("an unlimited SyntheticStream has no length (pass max_batches=)")
         return int(self.max_batches)
 
+    def _seed(self, kind: str, i: int) -> int:
+        """The world seed of the ``i``-th background or camel this stream renders."""
+        given = self.background_seeds if kind == "background" else self.camel_seeds
+        return given[i % len(given)] if given else stream_seed(self.seed, kind, i)
+
     def _render_pool(self) -> None:
-        bg_seeds = [stream_seed(self.seed, "background", i) for i in range(self.n_bg)]
-        fg_seeds = [stream_seed(self.seed, "camel", j) for j in range(self.n_fg)]
+        bg_seeds = [self._seed("background", i) for i in range(self.n_bg)]
+        fg_seeds = [self._seed("camel", j) for j in range(self.n_fg)]
         self._backgrounds = render_backgrounds(bg_seeds, self.render_size, device=self.device)
         self._camels = render_camels(fg_seeds, self.camel_size, device=self.device)
         self._next_bg, self._next_fg = self.n_bg, self.n_fg
@@ -100,14 +115,14 @@ class SyntheticStream:
     def _refresh(self, batch_index: int) -> None:
         """Replace the oldest background and camel of the pool by fresh ones."""
         slot_bg, slot_fg = self._next_bg % self.n_bg, self._next_fg % self.n_fg
-        new_bg = render_backgrounds([stream_seed(self.seed, "background", self._next_bg)],
+        new_bg = render_backgrounds([self._seed("background", self._next_bg)],
                                     self.render_size, device=self.device)
         bgs = self._backgrounds
         bgs.rgb[slot_bg] = new_bg.rgb[0]
         bgs.depth[slot_bg] = new_bg.depth[0]
         bgs.cameras[slot_bg] = new_bg.cameras[0]
         bgs.seeds[slot_bg] = new_bg.seeds[0]
-        self._camels[slot_fg] = render_camels([stream_seed(self.seed, "camel", self._next_fg)],
+        self._camels[slot_fg] = render_camels([self._seed("camel", self._next_fg)],
                                               self.camel_size, device=self.device)[0]
         self._next_bg += 1
         self._next_fg += 1
