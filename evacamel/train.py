@@ -404,8 +404,10 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                 for k, v in batch.items()}
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training forward pass: channels_last and autocast as configured, fp32 out."""
+    def _forward(self, x: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training forward pass: channels_last and autocast as configured,
+        fp32 out (chapter 05 prints it)."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp_dtype):
@@ -414,26 +416,34 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------------
 
-    def train_step(self, micro_batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-        """One optimiser step over this process's micro-batches of one global batch.
+    def train_step(self, micro_batches: list[dict[str, torch.Tensor]]
+                   ) -> torch.Tensor:
+        """One optimiser step over this process's micro-batches of one batch.
 
-        Returns the summed loss terms ``[n, n*total, n*bce, n*dssim, n*l1]`` (float64, on
-        the device: reading them would wait for the GPU, so the caller does it rarely).
+        Returns the summed loss terms ``[n, n*total, n*bce, n*dssim, n*l1]``
+        (float64, on the device: reading them would wait for the GPU, so the
+        caller does it rarely). Chapter 05 prints this method: keep its lines
+        under 80 characters.
         """
         self.model.train()
-        sums = torch.zeros(len(LOSS_TERMS) + 1, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(len(LOSS_TERMS) + 1, dtype=torch.float64,
+                           device=self.device)
         for i, batch in enumerate(micro_batches):
             x, mask, depth = self.data.train_transform(self._to_device(batch))
             last = i == len(micro_batches) - 1
-            sync = self.model.no_sync() if (self.dist.enabled and not last) else nullcontext()
+            # several processes: average the gradients after the last one only
+            sync = (self.model.no_sync() if self.dist.enabled and not last
+                    else nullcontext())
             with sync:
-                mask_logits, depth_pred = self._forward(x)
-                terms: LossTerms = self.loss_fn(mask_logits, depth_pred, mask, depth)
-                self.scaler.scale(terms.total / len(micro_batches)).backward()
+                mask_logits, depth_pred = self._forward(x)  # autocast inside
+                terms: LossTerms = self.loss_fn(mask_logits, depth_pred,
+                                                mask, depth)
+                loss = terms.total / len(micro_batches)
+                self.scaler.scale(loss).backward()  # scaled for fp16 only
             sums += loss_sums(terms, x.shape[0])
-        self.scaler.step(self.optimizer)
+        self.scaler.step(self.optimizer)  # unscales; skips a step on inf/NaN
         self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)  # ready for the next one
         self.scheduler.step()
         return sums
 
@@ -505,6 +515,8 @@ class Trainer:
             self.cfg.run_dir().mkdir(parents=True, exist_ok=True)
             atomic_write(self.cfg.run_dir() / "config.json",
                          json.dumps(self.cfg.as_dict(), indent=2).encode())
+        if self.verbose and not self.finished:
+            print(EPOCH_HEADER, flush=True)
         while not self.finished:
             t0 = time.perf_counter()
             samples = (self.steps_per_epoch - self.step_in_epoch) * self.cfg.batch_size
@@ -737,13 +749,18 @@ def _train_postfix(sums: torch.Tensor, lr: float) -> dict[str, str]:
             "l1": f"{m['l1']:.4f}", "lr": f"{lr:.2e}"}
 
 
+EPOCH_HEADER = ("epoch    loss    bce  dssim     l1 | test l1    IoU   SSIM delta1"
+                "  samples/s")
+"""The header of the per-epoch table the trainer prints: the train loss (weighted total)
+and its unweighted terms, then the test split's L1, mask IoU, depth SSIM and delta1."""
+
+
 def _epoch_line(row: dict[str, float], epochs: int) -> str:
-    return (f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.3f} "
-            f"(bce {row['train_bce']:.4f} dssim {row['train_dssim']:.4f} l1 {row['train_l1']:.4f})"
-            f"  test: mask_iou {row['mask_iou']:.4f} mask_dice {row['mask_dice']:.4f} "
-            f"mask_accuracy {row['mask_accuracy']:.4f} depth_ssim {row['depth_ssim']:.4f} "
-            f"depth_rmse_m {row['depth_rmse_m']:.2f} depth_absrel {row['depth_absrel']:.4f} "
-            f"depth_delta1 {row['depth_delta1']:.4f}  ({row['train_samples_per_s']:.0f} samples/s)")
+    """One row of the per-epoch table (:data:`EPOCH_HEADER`), under 80 characters."""
+    return (f"{row['epoch']:>2}/{epochs:<3}{row['train_loss']:>7.2f}{row['train_bce']:>7.4f}"
+            f"{row['train_dssim']:>7.4f}{row['train_l1']:>7.4f} | {row['test_l1']:>7.4f}"
+            f"{row['mask_iou']:>7.3f}{row['depth_ssim']:>7.3f}{row['depth_delta1']:>7.3f}"
+            f"{row['train_samples_per_s']:>11.0f}")
 
 
 def _training_data(cfg: TrainConfig, dist_info: DistInfo, progress: bool) -> TrainData:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["to_numpy_image", "depth_to_rgb", "overlay_mask", "show_grid", "show_rows",
            "plot_value_vs_depth", "plot_history", "show_predictions", "prediction_browser",
            "show_samples", "plot_value_histograms", "plot_mask_coverage",
-           "plot_camel_placements"]
+           "plot_camel_placements", "show_depth_maps", "crop_to_masks"]
 
 
 def to_numpy_image(img: torch.Tensor) -> np.ndarray:
@@ -195,7 +195,7 @@ def plot_history(history: "Sequence[dict[str, float]] | str", *,
         history = json.loads(path.read_text(encoding="utf-8"))["epochs"]
     rows = list(history)
     epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 7.2), sharex=True)  # fits a column
     ax = axes[0]
     ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
     ax.plot(epochs, [r["test_loss"] for r in rows], "o--", label="test")
@@ -216,10 +216,10 @@ def plot_history(history: "Sequence[dict[str, float]] | str", *,
     ax.set_ylim(0, 1.02)
     ax.set_title("test metrics", fontsize=10)
     for ax in axes:
-        ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[-1].set_xlabel("epoch")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -407,6 +407,75 @@ def plot_camel_placements(rows: Sequence[dict], source_size: int, *,
     return fig
 
 
+def show_depth_maps(depths: Sequence[torch.Tensor] | torch.Tensor, *, ncols: int = 4,
+                    titles: Sequence[str] | None = None, suptitle: str | None = None,
+                    size: float = 1.7, vmin: float = 1.0, vmax: float = 1000.0,
+                    cmap: str = "magma_r") -> plt.Figure:
+    """Depth maps in meters (each ``1 x H x W``) on one log colour scale, with a colour bar.
+
+    Near is bright (``magma_r``: the colours of :func:`depth_to_rgb`); ``vmin``/``vmax``
+    (meters) fix the scale so the maps compare; the bar's ticks are in meters.
+    """
+    from matplotlib.colors import LogNorm
+
+    maps = [d.detach().float().cpu().squeeze().clamp(vmin, vmax).numpy() for d in depths]
+    n = len(maps)
+    ncols = max(1, min(ncols, n))
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.9, size * nrows),
+                             squeeze=False)
+    norm = LogNorm(vmin=vmin, vmax=vmax)
+    shown = None
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            shown = ax.imshow(maps[i], cmap=cmap, norm=norm)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.04, pad=0.02)
+        bar.set_label("depth (m, log scale)", fontsize=8)
+        bar.ax.tick_params(labelsize=8)
+    return fig
+
+
+def crop_to_masks(samples: dict[str, torch.Tensor], *, margin: float = 0.5,
+                  min_side: int = 12) -> dict[str, torch.Tensor]:
+    """Each sample cropped to a square around its true camel, resized back to full size.
+
+    ``samples``: :func:`evacamel.evaluate.predict_samples` output. The square holds the
+    bounding box of ``mask`` (the target) grown by ``margin`` of its side on each side,
+    at least ``min_side`` output pixels, clipped to the image. Images (``bg``, ``fg_bg``)
+    and maps (``mask``, ``mask_prob``, ``depth``, ``depth_pred``) are cropped alike (the
+    maps are half the image size: the crop scales with them) and resized with nearest
+    neighbours, so pixels stay visible as blocks. Scores are kept. Same keys and shapes.
+    """
+    out = {k: v.clone() for k, v in samples.items()}
+    side_out = samples["mask"].shape[-1]
+    for i in range(samples["mask"].shape[0]):
+        rows, cols = torch.nonzero(samples["mask"][i, 0] >= 0.5, as_tuple=True)
+        if rows.numel() == 0:
+            continue
+        cy = (int(rows.min()) + int(rows.max()) + 1) / 2
+        cx = (int(cols.min()) + int(cols.max()) + 1) / 2
+        extent = max(int(rows.max() - rows.min()), int(cols.max() - cols.min())) + 1
+        side = min(side_out, max(min_side, round(extent * (1 + 2 * margin))))
+        top = int(min(max(round(cy - side / 2), 0), side_out - side))
+        left = int(min(max(round(cx - side / 2), 0), side_out - side))
+        for key, value in samples.items():
+            if value.ndim != 4:
+                continue
+            scale = value.shape[-1] / side_out
+            t, l_, s = round(top * scale), round(left * scale), round(side * scale)
+            crop = value[i:i + 1, :, t:t + s, l_:l_ + s].float()
+            out[key][i] = torch.nn.functional.interpolate(
+                crop, size=value.shape[-2:], mode="nearest")[0].to(value.dtype)
+    return out
+
+
 # -- figures sized for the book's column (chapters 03 and 04) --------------------------------
 
 __all__ += ["COLUMN_INCHES", "plot_value_distributions", "plot_camel_distributions",
@@ -551,3 +620,39 @@ def plot_block_costs(rows: Sequence[BlockRow], *, width: float = COLUMN_INCHES) 
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def show_map_rows(rows: dict[str, Sequence[torch.Tensor] | torch.Tensor], *, unit: str = "m",
+                  size: float = 1.4) -> None:
+    """Rows of 4 framed maps with a colour bar per row (chapter 02).
+
+    Args:
+        rows: row label -> 4 maps: ``3 x H x W`` images in [0, 1], or ``1 x H x W`` depth in
+            meters (log colours, near bright; any row whose label holds "depth") or values
+            in [0, 1] (``unit="value"``: grey, 1 white).
+        unit: ``"m"`` (depth in meters) or ``"value"``.
+        size: inches per map.
+    """
+    from matplotlib.colors import LogNorm, Normalize
+
+    from evacamel.depth_units import FAR_M
+
+    fig, axes = plt.subplots(len(rows), 4, figsize=(4 * size + 1.3, len(rows) * size),
+                             squeeze=False, layout="constrained")
+    for r, (name, maps) in enumerate(rows.items()):
+        im = None
+        for c, ax in enumerate(axes[r]):
+            m = maps[c].detach().float().cpu()
+            if m.shape[0] == 3:
+                ax.imshow(m.permute(1, 2, 0).clamp(0, 1))
+            elif unit == "m" or "depth" in name:
+                im = ax.imshow(m[0], cmap="magma_r", norm=LogNorm(1.0, FAR_M))
+            else:
+                im = ax.imshow(m[0], cmap="gray", norm=Normalize(0.0, 1.0))
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=9)
+        label = "depth (m)" if im is not None and im.norm.vmax > 1 else "stored value"
+        bar = fig.colorbar(im or axes[r, -1].images[0], ax=axes[r, :], label=label,
+                           fraction=0.05, pad=0.02)
+        bar.ax.set_visible(im is not None)  # image rows keep the bar's room, so maps align
+    plt.show()
