@@ -33,7 +33,7 @@ RANKS = {
     "depth": 3, "loading": 3,
     "model": 4, "losses": 4, "metrics": 4,
     "viz": 5,
-    "evaluate": 6, "checkpoint": 6, "distributed": 6,
+    "evaluate": 6, "checkpoint": 6, "distributed": 6, "baselines": 6,
     "train": 7,
     "predict": 8,
     "cli": 9,  # finds the commands by name at run time (importlib), not by import
