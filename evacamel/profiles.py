@@ -74,6 +74,15 @@ class Profile:
     num_workers: int
     seed: int = 0
 
+    # -- the world (the dataset's) -----------------------------------------------------
+    world: str = "classic"
+    """Which procedural world: ``"classic"`` (the seed-like dunes) or ``"wide"`` (rock,
+    gravel, roads, mesas, structures, photographic looks, wider camels):
+    :data:`evacamel.world.WORLDS`."""
+    blend: str = "paste"
+    """How camels go into the scene: ``"paste"`` (the seed's hard paste) or
+    ``"realistic"`` (harmonised and Poisson-blended): :data:`evacamel.world.BLENDS`."""
+
     @property
     def output_size(self) -> int:
         """Side of the predicted mask and depth maps (input / 2, as in the seed)."""
