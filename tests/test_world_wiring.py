@@ -18,7 +18,7 @@ from evacamel.world.looks import LookParams, draw_looks
 from evacamel.world.params import WORLDS, world_from_record, world_record
 
 TINY = get_profile("quick").replace(n_backgrounds=4, n_camels=4, samples=8, source_size=64,
-                                    depth_size=64, camel_size=64)
+                                    depth_size=64, camel_size=64, world="classic", blend="paste")
 
 
 def _write(root: Path, **world: str) -> Path:
@@ -57,8 +57,8 @@ def test_a_dataset_records_and_reproduces_its_world(wide, tmp_path):
         _write(wide, world="classic")
 
 
-def test_the_classic_world_is_the_default_and_differs(wide, tmp_path):
-    classic = _write(tmp_path / "classic")
+def test_the_profile_world_is_the_default_and_classic_differs(wide, tmp_path):
+    classic = _write(tmp_path / "classic")  # no world given: the profile's (classic here)
     meta = read_meta(classic)
     assert meta["world"] == CLASSIC_WORLD and TINY.world == "classic"
     records = json.loads((classic / "sources.json").read_text())["backgrounds"]
@@ -82,6 +82,9 @@ def test_the_camels_get_the_scene_look(wide):
         assert dataclasses.asdict(look)["noise_seed"] == record["look"]["noise_seed"]
 
 
-def test_profiles_name_known_worlds():
+def test_profiles_name_known_worlds(tmp_path):
     for p in PROFILES.values():
         world_params(p.world, p.blend)
+    p = TINY.replace(world="wide", blend="realistic")
+    assert read_meta(write_dataset(tmp_path / "ds", p, workers=1, progress=False))["world"][
+        "name"] == "wide"
