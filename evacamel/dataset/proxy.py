@@ -55,8 +55,8 @@ def proxy_profile(profile: Profile | str | None = "quick", samples: int = 360) -
     """The proxy's sizes: the profile's image sizes, 40 camels, ``samples`` per part, and
     no test fraction (nothing here is for training: evaluate the split ``"all"``)."""
     p = get_profile(profile)
-    return p.replace(name=f"proxy-{p.name}", samples=int(samples), n_camels=40, n_backgrounds=40,
-                     test_fraction=0.0)
+    return p.replace(name="proxy", samples=int(samples), n_camels=40, n_backgrounds=40,
+                     test_fraction=0.0)  # one name: profiles with the same image sizes share it
 
 
 def write_proxy_photos(folder: str | os.PathLike) -> list[Path]:
