@@ -31,15 +31,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
+from evacamel.evaluate import BatchTransform, evaluate
 from evacamel.loading.batch import resize_area
 from evacamel.loading.loader import collate_for, open_dataset
 from evacamel.loading.transforms import batch_to_float
 from evacamel.metrics import METRIC_NAMES, MetricAccumulator
 
 __all__ = ["BASELINES", "MASK_METRICS", "DEPTH_METRICS", "FittedBaselines", "fit_baselines",
-           "difference_map", "evaluate_baselines", "format_comparison"]
+           "difference_map", "evaluate_baselines", "format_comparison", "difference_scores",
+           "compare_masks", "format_mask_comparison"]
 
 BASELINES = ("all background", "difference |fg_bg - bg|", "constant depth",
              "per-row mean depth")
@@ -191,4 +194,64 @@ def format_comparison(rows: dict[str, dict[str, float]]) -> str:
             cells.append(f"{'-':>9}" if value is None or math.isnan(value) else f"{value:>9.3f}")
         lines.append(f"{name[:width]:<{width}}" + "".join(cells))
     lines.append("depth RMSE (m), AbsRel, delta1: ground pixels only (the sky has no depth)")
+    return "\n".join(lines)
+
+
+def difference_scores(data: str | os.PathLike, split: str, threshold: float, *, input_size: int,
+                      output_size: int, batch_size: int = 64) -> dict[str, float]:
+    """The difference baseline's metrics on ``split`` of ``data`` with a given ``threshold``
+    (e.g. one fitted on another dataset by :func:`fit_baselines`); mask metrics only."""
+    fitted = FittedBaselines(threshold, 0.0, torch.zeros(output_size, dtype=torch.float64))
+    acc = MetricAccumulator()
+    for image, mask, depth in _batches(data, split, input_size, output_size, batch_size):
+        acc.update(_mask_logits(image, fitted, output_size), depth, mask, depth)
+    return {k: v for k, v in acc.compute().items() if k in MASK_METRICS}
+
+
+def compare_masks(model: nn.Module, transform: BatchTransform,
+                  sets: dict[str, tuple[str | os.PathLike, str]], *, fit_data: str | os.PathLike,
+                  input_size: int, output_size: int,
+                  batch_size: int = 64) -> dict[str, dict[str, float]]:
+    """Mask IoU of a network beside the difference baseline on several datasets.
+
+    Args:
+        model, transform: a trained network and its batch transform (e.g.
+            ``loaded.model, loaded.transform`` of :func:`evacamel.predict.load_model`).
+        sets: a name -> ``(dataset folder, split)`` for each row of the table.
+        fit_data: the network's training dataset: the baseline's threshold is fitted on
+            its ``train`` split, as the network was (what a fair comparison allows).
+
+    Returns:
+        set name -> ``{"network", "difference", "difference (oracle)", "threshold",
+        "oracle threshold"}``: mask IoUs and thresholds. The oracle's threshold is the best
+        on the scored set itself: an upper bound no honest method reaches, shown as one.
+    """
+    fitted = fit_baselines(fit_data, "train", input_size=input_size, output_size=output_size,
+                           batch_size=batch_size)
+    table = {}
+    for name, (root, split) in sets.items():
+        dataset = open_dataset(root, split, input_size=input_size, output_size=output_size)
+        net = evaluate(model, dataset, transform, batch_size=batch_size)
+        oracle = fit_baselines(root, split, input_size=input_size, output_size=output_size,
+                               batch_size=batch_size).threshold
+        sizes = dict(input_size=input_size, output_size=output_size, batch_size=batch_size)
+        table[name] = {
+            "network": net["mask_iou"],
+            "difference": difference_scores(root, split, fitted.threshold, **sizes)["mask_iou"],
+            "difference (oracle)": difference_scores(root, split, oracle, **sizes)["mask_iou"],
+            "threshold": fitted.threshold, "oracle threshold": oracle, "samples": float(len(dataset))}
+    return table
+
+
+def format_mask_comparison(table: dict[str, dict[str, float]]) -> str:
+    """:func:`compare_masks`' result as a plain-text table under 80 characters wide."""
+    width = max([len("data")] + [len(name) for name in table])
+    lines = [f"{'data':<{width}}  {'network':>8}  {'|fg_bg - bg|':>12}  {'(oracle)':>9}  "
+             f"{'samples':>7}"]
+    for name, row in table.items():
+        lines.append(f"{name:<{width}}  {row['network']:>8.3f}  {row['difference']:>12.3f}  "
+                     f"{row['difference (oracle)']:>9.3f}  {int(row['samples']):>7d}")
+    lines.append("mask IoU. |fg_bg - bg|: threshold fitted on the training split; (oracle): "
+                 "the best")
+    lines.append("threshold for the scored data itself (an upper bound, not a method)")
     return "\n".join(lines)

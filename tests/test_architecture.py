@@ -3,7 +3,7 @@
 The rooms, in the order data flows through them (ARCHITECTURE.md)::
 
     leaves (profiles, paths, depth_units) -> colab -> world -> dataset -> depth | loading
-      -> model, losses, metrics -> viz -> evaluate, checkpoint, distributed -> train
+      -> model, losses, metrics -> viz -> evaluate, checkpoint, distributed -> baselines -> train
       -> predict -> cli -> bench, commands
 
 A module may import from its own room or from rooms earlier in the flow; never from a
@@ -33,7 +33,8 @@ RANKS = {
     "depth": 3, "loading": 3,
     "model": 4, "losses": 4, "metrics": 4,
     "viz": 5,
-    "evaluate": 6, "checkpoint": 6, "distributed": 6, "footprint": 6, "baselines": 6,
+    "evaluate": 6, "checkpoint": 6, "distributed": 6, "footprint": 6,
+    "baselines": 6.5,  # scored by evaluate's accumulator, beside a network evaluate runs
     "train": 7,
     "predict": 8, "monodepth": 8,  # the shipped monocular depth model: trained by train
     "cli": 9,  # finds the commands by name at run time (importlib), not by import

@@ -3,6 +3,7 @@
 Examples::
 
     evacamel make-dataset --profile quick --out data/quick
+    evacamel make-dataset --profile quick --out data/wide --world wide --blend realistic
     evacamel make-dataset --profile full --out D --zip-parts 10 --workers 8
     evacamel make-dataset --profile full --out D --shard 0/4    # on machine 0 of 4 ...
     evacamel make-dataset --profile full --out D --finalize     # ... then merge here
@@ -43,6 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clahe", action="store_true", help="equalise background brightness (CLAHE), as the seed")
     p.add_argument("--mode", choices=("perspective", "seed"), default=None,
                    help="perspective: camels stand on the terrain (default); seed: the seed's recipe")
+    p.add_argument("--world", choices=("classic", "wide", "held-out"), default=None,
+                   help="procedural world: classic dunes; wide (rock, gravel, roads, mesas, "
+                        "structures, photographic looks, wider camels); held-out (wide scenes "
+                        "that all have scrub, never trained on); default: the profile's")
+    p.add_argument("--blend", choices=("paste", "realistic"), default=None,
+                   help="camels hard-pasted (the seed's way) or realistic (colour-harmonised and "
+                        "Poisson-blended; masks stay exact); default: the profile's")
     p.add_argument("--backgrounds", default=None, metavar="DIR",
                    help="your own background photos (no exact depth: seed mode, depth written later "
                         "by `evacamel depth`)")
@@ -83,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         source = "procedural"
     out = args.out or dataset_dir(profile.name)
     what = dict(seed=args.seed, source=source, zip_parts=args.zip_parts, clahe=args.clahe,
-                mode=args.mode)
+                mode=args.mode, world=args.world, blend=args.blend)
     if args.finalize:
         root = finalize_dataset(out, profile, **what)
     else:
@@ -94,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
     if meta.get("complete"):
         print(f"{root}: complete: {c['samples']} samples ({c['train']} train, {c['test']} test) "
               f"from {c['backgrounds']} backgrounds and {c['camels']} camels, "
-              f"{meta['source_size']} px, depth {meta['depth']['source']}")
+              f"{meta['source_size']} px, depth {meta['depth']['source']}, "
+              f"{meta['world']['name']} world, {meta['world']['blend']} blend")
         _warn_empty_splits(root, c)
     else:
         print(f"{root}: shard {args.shard[0]}/{args.shard[1]} written; when every shard is in this folder run "

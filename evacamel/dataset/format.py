@@ -44,7 +44,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_NAME", "META_NAME", "SOURCES_NAME"
            "EXACT_DEPTH_DIR", "IMAGE_FORMATS", "DATASET_FOLDERS", "DATASET_FILES",
            "DATASET_ENTRIES", "INDEX_COLUMNS", "PATH_COLUMNS", "REQUIRED_COLUMNS",
            "resolve_in_dataset", "check_meta", "meta_from_bytes", "read_meta", "write_meta",
-           "identity", "prepare_root", "is_complete", "work_folders", "format_number",
+           "identity", "CLASSIC_WORLD", "prepare_root", "is_complete", "work_folders", "format_number",
            "rows_to_csv", "parse_index", "read_index", "read_sources", "load_sample"]
 
 FORMAT = "evacamel-dataset"
@@ -186,7 +186,7 @@ def check_meta(meta: Any, *, name: str = META_NAME) -> dict:
             problems.append(f"{key} {meta[key]!r} (a positive integer)")
     if "image_format" in meta and meta["image_format"] not in IMAGE_FORMATS:
         problems.append(f"image_format {meta['image_format']!r} (one of {', '.join(IMAGE_FORMATS)})")
-    for key in ("counts", "stats", "generator"):
+    for key in ("counts", "stats", "generator", "world"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             problems.append(f"{key} (an object)")
     depth = meta.get("depth", {})
@@ -240,6 +240,12 @@ def is_complete(root: str | os.PathLike) -> bool:
         return False
 
 
+CLASSIC_WORLD = {"name": "classic", "blend": "paste",
+                 "params": {"scene": None, "look": None, "camel": None, "blend": None}}
+"""``meta.json["world"]`` of the classic world with the seed's paste (what a dataset
+without a ``world`` record was made with)."""
+
+
 def identity(meta: Mapping) -> dict:
     """The fields that make two dataset folders the same dataset."""
     gen = dict(meta.get("generator") or {})
@@ -251,6 +257,7 @@ def identity(meta: Mapping) -> dict:
     ident = {k: v for k, v in meta.items()
              if k not in ("generator", "complete", "stats", "depth", "zip_parts")}
     ident["generator"] = gen
+    ident.setdefault("world", CLASSIC_WORLD)  # written before worlds were recorded
     return json.loads(json.dumps(ident))
 
 

@@ -25,6 +25,7 @@ from evacamel.dataset.format import FORMAT, FORMAT_VERSION, IMAGE_FORMATS, WORK
 from evacamel.depth_units import depth_meta
 from evacamel.dataset.sources import FolderSources, folder_fingerprint
 from evacamel.profiles import Profile
+from evacamel.world.params import WorldParams, world_params, world_record
 
 __all__ = ["Plan", "SampleFiles", "make_plan", "derive_seed", "default_chunk_size", "group_size",
            "P_BG_SEED", "P_FG_SEED", "P_CHUNK"]
@@ -76,6 +77,9 @@ class Plan:
     sample_fg: np.ndarray
     sample_test: np.ndarray
     meta: dict = field(default_factory=dict)
+    world_name: str = "classic"
+    blend_name: str = "paste"
+    world: WorldParams = WorldParams.classic()
 
     @property
     def n_samples(self) -> int:
@@ -271,13 +275,19 @@ def _plan_meta(plan: Plan) -> dict:
         "zip_parts": plan.zip_parts,
         "counts": _counts(plan),
         "depth": {**depth_meta(), "source": "exact" if plan.has_depth else "none"},
+        "world": {"name": plan.world_name, "blend": plan.blend_name,
+                  "params": world_record(plan.world)},
         "complete": False,
     }
 
 
 def make_plan(profile: Profile, *, seed: int | None, source: Any, mode: str | None,
-              clahe: bool, zip_parts: int, chunk_size: int | None) -> Plan:
+              clahe: bool, zip_parts: int, chunk_size: int | None, world: str | None = None,
+              blend: str | None = None) -> Plan:
     """Check the arguments of :func:`~evacamel.dataset.write.write_dataset` and plan the dataset.
+
+    ``world`` and ``blend`` (default: the profile's) name the world's parameters
+    (:func:`evacamel.world.world_params`); ``meta.json["world"]`` records them.
 
     Raises:
         ValueError / FileNotFoundError: bad arguments or source folders (named).
@@ -296,7 +306,9 @@ def make_plan(profile: Profile, *, seed: int | None, source: Any, mode: str | No
     sample_bg, sample_fg, sample_test = _assign_samples(
         profile.samples, bg_test, fg_test, profile.test_fraction, seed)
     chunk_size = int(chunk_size or default_chunk_size(profile.source_size))
+    world, blend = world or profile.world, blend or profile.blend
     plan = Plan(profile, seed, mode, bool(clahe), chunk_size, int(zip_parts), folders,
-                bg_files, fg_files, bg_test, fg_test, sample_bg, sample_fg, sample_test)
+                bg_files, fg_files, bg_test, fg_test, sample_bg, sample_fg, sample_test,
+                world_name=world, blend_name=blend, world=world_params(world, blend))
     plan.meta = _plan_meta(plan)
     return plan

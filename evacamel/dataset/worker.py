@@ -32,8 +32,8 @@ from evacamel.dataset.format import (SOURCES_NAME, WORK, format_number, read_sou
 from evacamel.dataset.plan import P_BG_SEED, P_CHUNK, P_FG_SEED, Plan, SampleFiles, derive_seed
 from evacamel.dataset.sources import load_background, load_cutout
 from evacamel.depth_units import FAR_M, png_to_meters
-from evacamel.world import (Backgrounds, Camera, CamelSprite, render_backgrounds, render_camels,
-                            sprite_from_cutout)
+from evacamel.world import (Backgrounds, Camera, CamelSprite, Look, render_backgrounds,
+                            render_camels, sprite_from_cutout)
 from evacamel.world.compose import Composite, compose, sample_placements
 
 __all__ = ["Worker", "DecodedBackground", "run_tasks", "default_workers",
@@ -79,6 +79,11 @@ def _camera_from_dict(d: Any) -> Camera | None:
     return None if d is None else Camera(**d)
 
 
+def _look_from_dict(d: Mapping) -> Look:
+    """A :class:`~evacamel.world.Look` from its ``sources.json`` record (``cast`` a tuple)."""
+    return Look(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -112,6 +117,8 @@ class DecodedBackground(NamedTuple):
     depth: torch.Tensor
     """float ``1 x S x S`` meters (``FAR_M`` everywhere without depth)."""
     camera: Camera | None
+    look: Look | None = None
+    """The background's photographic look (a pasted camel gets it too); ``None``: none."""
 
 
 class Worker:
@@ -157,22 +164,27 @@ class Worker:
         return len(todo)
 
     def _render_backgrounds(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                           list, list]:
-        """``(rgb B x 3 x S x S in [0, 1], depth B x 1 x S x S or None, cameras, seeds)``."""
+                                                           list, list, list, list]:
+        """``(rgb B x 3 x S x S in [0, 1], depth B x 1 x S x S or None, cameras, seeds,
+        looks, scenes)``; a look (the :class:`~evacamel.world.Look` a pasted camel gets
+        too) or a scene (what it drew) is ``None`` where the world has none."""
         plan, p = self.plan, self.plan.profile
+        none = [None] * len(ids)
         if plan.bg_files is None:
             seeds = [derive_seed(plan.seed, P_BG_SEED, i) % 2**31 for i in ids]
-            bgs = render_backgrounds(seeds, p.source_size, device="cpu")
+            bgs = render_backgrounds(seeds, p.source_size, device="cpu",
+                                     scene=plan.world.scene, look=plan.world.look)
             rgb, depth, cameras = bgs.rgb, bgs.depth, list(bgs.cameras)
+            looks, scenes = bgs.looks or none, bgs.scenes or none
         else:
             rgb = torch.stack([load_background(plan.bg_files[i], p.source_size) for i in ids])
             rgb = rgb.float() / 255.0
-            depth, cameras, seeds = None, [None] * len(ids), [None] * len(ids)
-        return (_clahe(rgb) if plan.clahe else rgb), depth, cameras, seeds
+            depth, cameras, seeds, looks, scenes = None, none, none, none, none
+        return (_clahe(rgb) if plan.clahe else rgb), depth, cameras, seeds, looks, scenes
 
     def _background_files(self, rendered: tuple, n: int, i: int) -> tuple[list, dict]:
         plan, p = self.plan, self.plan.profile
-        rgb, depth, cameras, seeds = rendered
+        rgb, depth, cameras, seeds, looks, scenes = rendered
         files = [(plan.bg_rel(i), encode_rgb(float01_to_hwc_uint8(rgb[n]), p.image_format,
                                              p.jpeg_quality))]
         if depth is not None:
@@ -184,6 +196,11 @@ class Worker:
                   "origin": None if plan.bg_files is None else plan.bg_files[i].name,
                   "depth_file": plan.bg_depth_rel(i) if depth is not None else None,
                   "camera": _camera_to_dict(cameras[n])}
+        if looks[n] is not None:  # the classic world's records stay as they were
+            record["look"] = _jsonable(dataclasses.asdict(looks[n]))
+        if scenes[n] is not None:
+            d = scenes[n]
+            record["scene"] = {"ground": d.ground, "features": list(d.features), "sky": d.sky}
         return files, record
 
     def _render_camels(self, ids: list[int]) -> tuple[list[CamelSprite], list]:
@@ -191,7 +208,7 @@ class Worker:
         plan, p = self.plan, self.plan.profile
         if plan.fg_files is None:
             seeds = [derive_seed(plan.seed, P_FG_SEED, j) % 2**31 for j in ids]
-            return render_camels(seeds, p.camel_size, device="cpu"), seeds
+            return render_camels(seeds, p.camel_size, device="cpu", coat=plan.world.camel), seeds
         sprites = []
         for j in ids:
             path = plan.fg_files[j]
@@ -240,9 +257,12 @@ class Worker:
                 depth = png_to_meters(png.to(torch.int32))
             else:
                 depth = torch.full((1, S, S), FAR_M)
-            camera = _camera_from_dict(self.sources()["backgrounds"][i].get("camera"))
+            record = self.sources()["backgrounds"][i]
+            look = record.get("look")
             cached = DecodedBackground(u8.float().div_(255.0),
-                                       u8.permute(1, 2, 0).contiguous().numpy(), depth, camera)
+                                       u8.permute(1, 2, 0).contiguous().numpy(), depth,
+                                       _camera_from_dict(record.get("camera")),
+                                       None if look is None else _look_from_dict(look))
             while len(self._bg) >= _BG_CACHE:
                 self._bg.pop(next(iter(self._bg)))
         self._bg[i] = cached  # most recently used last
@@ -331,9 +351,11 @@ class Worker:
         i, j = int(plan.sample_bg[k]), int(plan.sample_fg[k])
         bg = self.background(i)
         scene = Backgrounds(rgb=bg.rgb[None], depth=bg.depth[None], cameras=[bg.camera],
-                            seeds=[self.sources()["backgrounds"][i]["seed"]])
+                            seeds=[self.sources()["backgrounds"][i]["seed"]],
+                            looks=None if bg.look is None else [bg.look])
         sprite = self.sprite(j)
-        pl = sample_placements(scene, [sprite], mode=plan.mode, generator=gen)[0]
+        pl = sample_placements(scene, [sprite], mode=plan.mode, generator=gen,
+                               blend=plan.world.blend)[0]
         comp = compose(scene, [sprite], [pl], mode=plan.mode,
                        out=self.composite(plan.profile.source_size))
         files = plan.sample_rels(k)

@@ -197,7 +197,8 @@ def write_dataset(out: str | os.PathLike, profile: Profile | str | None = None, 
                   shard: tuple[int, int] | str | None = None, workers: int | None = None,
                   progress: bool | None = True, zip_parts: int = 0, clahe: bool = False,
                   mode: str | None = None, chunk_size: int | None = None,
-                  on_chunk: Callable[[int], None] | None = None) -> Path:
+                  on_chunk: Callable[[int], None] | None = None, world: str | None = None,
+                  blend: str | None = None) -> Path:
     """Write (or finish) the dataset of ``profile`` in ``out``; see the module doc.
 
     Args:
@@ -220,6 +221,10 @@ def write_dataset(out: str | os.PathLike, profile: Profile | str | None = None, 
             your own backgrounds).
         chunk_size: samples per chunk (default :func:`default_chunk_size`); part of the
             dataset's identity (other chunks, other random draws).
+        world: ``"classic"`` or ``"wide"`` (default: the profile's), the procedural
+            world's scenes, looks and camels (:data:`evacamel.world.WORLDS`).
+        blend: ``"paste"`` (the seed's hard paste) or ``"realistic"`` (harmonised and
+            Poisson-blended camels; masks and depth stay exact); default: the profile's.
         on_chunk: called here with the number of chunks this call wrote: 0 once the
             sources are written, then after each chunk. An exception it raises stops the
             run as a kill would (tests and the benchmark use it); a rerun finishes it.
@@ -234,7 +239,7 @@ def write_dataset(out: str | os.PathLike, profile: Profile | str | None = None, 
     shard_i, shard_n = _parse_shard(shard)
     root, plan, complete = _open_dataset_folder(
         out, profile, seed=seed, source=source, mode=mode, clahe=clahe,
-        zip_parts=int(zip_parts), chunk_size=chunk_size)
+        zip_parts=int(zip_parts), chunk_size=chunk_size, world=world, blend=blend)
     if complete:
         return root
     _make_folders(root, plan)
@@ -256,7 +261,8 @@ def write_dataset(out: str | os.PathLike, profile: Profile | str | None = None, 
 def finalize_dataset(out: str | os.PathLike, profile: Profile | str | None = None, *,
                      seed: int | None = None, source: Any = "procedural",
                      zip_parts: int = 0, clahe: bool = False, mode: str | None = None,
-                     chunk_size: int | None = None) -> Path:
+                     chunk_size: int | None = None, world: str | None = None,
+                     blend: str | None = None) -> Path:
     """Merge the shards written into ``out`` and finish it (the shards' dataset arguments).
 
     Raises:
@@ -265,7 +271,7 @@ def finalize_dataset(out: str | os.PathLike, profile: Profile | str | None = Non
     """
     root, plan, complete = _open_dataset_folder(
         out, profile, seed=seed, source=source, mode=mode, clahe=clahe,
-        zip_parts=int(zip_parts), chunk_size=chunk_size)
+        zip_parts=int(zip_parts), chunk_size=chunk_size, world=world, blend=blend)
     if not complete:
         _finish(root, plan, require=True)
     return root

@@ -23,12 +23,12 @@ from evacamel.world.camera import Camera
 from evacamel.world.compose import Composite, Placement, compose, sample_placements
 from evacamel.world.enhance import clahe
 from evacamel.world.looks import Look, LookParams, apply_looks
-from evacamel.world.params import WorldParams
+from evacamel.world.params import BLENDS, WORLDS, WorldParams, world_params
 from evacamel.world.scene import SceneParams
 
 __all__ = [
     "Backgrounds", "render_backgrounds", "sample_camera", "Camera",
     "CamelSprite", "render_camels", "sprite_from_cutout",
     "Placement", "Composite", "sample_placements", "compose", "clahe",
-    "WorldParams", "SceneParams", "LookParams", "Look", "apply_looks", "CamelParams", "BlendParams",
+    "WorldParams", "WORLDS", "BLENDS", "world_params", "SceneParams", "LookParams", "Look", "apply_looks", "CamelParams", "BlendParams",
 ]
