@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from evacamel.commands._args import positive_int
+
 HELP = "network vs the |fg_bg - bg| baseline on the synthetic test split and the real-photo proxy"
 
 
@@ -24,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "profile's); the baseline's threshold is fitted on its train split")
     p.add_argument("--out", default=None,
                    help="proxy folder (default: data/proxy-<profile>), made if missing")
-    p.add_argument("--samples", type=int, default=360, help="samples per proxy part")
+    p.add_argument("--samples", type=positive_int, default=360, help="samples per proxy part")
 
 
 def main(args: argparse.Namespace) -> int:
