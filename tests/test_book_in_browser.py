@@ -682,6 +682,14 @@ CLAIMS = [
           r"^per-row mean depth\s+-\s+([\d.]+)\s+[\d.]+\s+([\d.]+)",
           lambda _, rows: "" if rows and 0 < float(rows[0][1]) - float(rows[0][3]) <= 0.05
           and float(rows[0][0]) < 0.7 * float(rows[0][2]) else f"printed {rows}"),
+    Claim("the mask IoU falls with distance", "notebooks/06_results",
+          r"The mask IoU falls with distance",
+          r"(?m)^\s*\d+\.\d \.\. (\d+\.\d)\s+\d+\s+(\d\.\d+)\s+\d\.\d+\s*$", _first_above_last),
+    Claim("on the real photographs the network is behind the difference baseline",
+          "notebooks/06_results", r"on the real photographs it is not",
+          r"(?m)^real photographs\s+(\d\.\d+)\s+(\d\.\d+)",
+          lambda _, rows: "" if rows and float(rows[0][0]) < float(rows[0][1])
+          else f"printed {rows}"),
     Claim("small camels are where the mask fails", "notebooks/06_results",
           r"Small camels are where the mask fails",
           r"(?m)^\s*\d+ \.\. \d+\s+\d+\s+(\d\.\d+)\s+\d\.\d+\s*$", _first_below_last),
