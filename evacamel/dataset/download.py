@@ -72,12 +72,13 @@ _REMOVED = "the partial download was removed; rerun to download it again"
 class RetryPolicy:
     """How a download copes with a flaky network: ``retries`` attempts after the first,
     waiting ``backoff_s * 2**k`` seconds before attempt ``k + 1`` (1+2+4+8+16 = 31 s by
-    default); ``timeout_s`` for each socket operation. Tests inject ``sleep``."""
+    default); ``timeout_s`` for each socket operation. ``sleep`` defaults to ``time.sleep``,
+    looked up when a wait begins (so a test may replace either)."""
 
     retries: int = 5
     backoff_s: float = 1.0
     timeout_s: float = 60.0
-    sleep: Callable[[float], object] = time.sleep
+    sleep: Callable[[float], object] | None = None
 
 
 # -- hashes -----------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def _fetch_with_retries(t: _Transfer, retry: RetryPolicy, progress: bool | None,
         except _NETWORK_ERRORS as exc:
             if _final(exc) or attempt == retry.retries:
                 raise _give_up(t, exc, attempt + 1) from None
-            retry.sleep(retry.backoff_s * 2**attempt)
+            (retry.sleep or time.sleep)(retry.backoff_s * 2**attempt)
 
 
 def download_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None,
