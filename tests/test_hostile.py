@@ -853,3 +853,63 @@ def test_a_pickled_checkpoint_with_code_is_refused_unrun(command, checkpoint, pr
     r = run_cli(argv)
     assert not marker.exists(), "loading the checkpoint ran code from it"
     assert_clean_error(r, mentions=[str(evil)])
+
+
+# -- evacamel cutout -----------------------------------------------------------------------
+
+
+def _photo(path: Path) -> Path:
+    """A 160 x 120 photo with a camel-coloured block in the middle (what GrabCut can find)."""
+    rgb = textured_rgb(120, 160)
+    rgb[30:90, 50:110] = (200, 150, 60)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_cutout_never_overwrites_its_own_input(tmp_path):
+    # The photo is a PNG and --out is its own folder: the cut-out <stem>.png is the photo.
+    photo = _photo(tmp_path / "photos" / "camel.png")
+    before = photo.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        r = run_cli(["cutout", photo, "--out", photo.parent, *extra])
+        assert photo.read_bytes() == before, f"overwrote its own input {photo}:\n{r}"
+        assert_clean_error(r, mentions=["camel.png", "--out"])
+
+
+def test_cutout_refuses_to_overwrite_existing_cutouts(tmp_path):
+    photo, out = _photo(tmp_path / "camel.jpg"), tmp_path / "cutouts"
+    assert run_cli(["cutout", photo, "--out", out]).code == 0
+    (out / "camel.png").write_bytes(b"a cut-out fixed by hand")
+    before = snapshot(out)
+    r = run_cli(["cutout", photo, "--out", out])
+    assert snapshot(out) == before, f"silently replaced the earlier cut-out:\n{r}"
+    assert_clean_error(r, mentions=["camel.png", "--overwrite"])
+    assert run_cli(["cutout", photo, "--out", out, "--overwrite"]).code == 0
+
+
+def test_cutout_refuses_two_photos_with_one_cutout_name(tmp_path):
+    # camel.jpg and camel.png (or a/camel.jpg and b/camel.jpg) both become camel.png.
+    jpg, png = _photo(tmp_path / "camel.jpg"), _photo(tmp_path / "b" / "camel.png")
+    out = tmp_path / "cutouts"
+    r = run_cli(["cutout", jpg, png, "--out", out])
+    assert_clean_error(r, mentions=["camel.jpg", "camel.png"])
+    assert not out.exists() or not any(out.rglob("*.png")), "wrote before refusing"
+
+
+def test_cutout_out_that_is_a_file_names_it(tmp_path):
+    photo, out = _photo(tmp_path / "camel.jpg"), tmp_path / "notes.txt"
+    out.write_text("keep me")
+    assert_clean_error(run_cli(["cutout", photo, "--out", out]), mentions=["--out", "notes.txt"])
+    assert out.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "0,0,1,10", "=-1,0,5,5", "1,2,3,4,5"])
+def test_cutout_refuses_a_bad_box_as_an_argument(box, tmp_path):
+    photo = _photo(tmp_path / "camel.jpg")
+    argv = ["cutout", photo, "--out", tmp_path / "out"]
+    argv += [f"--box{box}"] if box.startswith("=") else ["--box", box]
+    r = run_cli(argv)
+    assert r.code == 2, f"a bad --box must be argparse's usage error (exit 2):\n{r}"
+    assert_refused_argument(r, "--box")
+    assert not (tmp_path / "out").exists()
