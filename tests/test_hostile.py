@@ -477,10 +477,26 @@ def _corrupt(kind: str, checkpoint: Path, path: Path) -> Path:
         torch.save(state, path)
     elif kind == "truncated":
         path.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    elif kind == "mono-depth":  # the shipped depth model's weights: another model's file
+        shutil.copyfile(Path(__file__).parents[1] / "evacamel" / "weights" / "mono_depth.pt", path)
+    elif kind in _FOREIGN_RECORDS:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        _FOREIGN_RECORDS[kind](state)
+        torch.save(state, path)
     return path
 
 
-@pytest.mark.parametrize("kind", ["random-bytes", "zero-bytes", "text", "truncated", "other-width"])
+_FOREIGN_RECORDS = {
+    "config-not-a-dict": lambda s: s.update(config="best run ever"),
+    "config-profile-a-list": lambda s: s["config"].update(profile=["quick"]),
+    "config-data-a-number": lambda s: s["config"].update(data=5),
+    "input-size-negative": lambda s: s["model_config"].update(input_size=-5, output_size=0),
+}
+"""A checkpoint whose record is not what ``evacamel train`` writes (edited, or another tool's)."""
+
+
+@pytest.mark.parametrize("kind", ["random-bytes", "zero-bytes", "text", "truncated", "other-width",
+                                  "mono-depth"])
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_a_broken_checkpoint_is_one_line_naming_it(kind, command, checkpoint, pristine, tmp_path):
     bad = _corrupt(kind, checkpoint, tmp_path / "best.pt")
@@ -913,3 +929,31 @@ def test_cutout_refuses_a_bad_box_as_an_argument(box, tmp_path):
     assert r.code == 2, f"a bad --box must be argparse's usage error (exit 2):\n{r}"
     assert_refused_argument(r, "--box")
     assert not (tmp_path / "out").exists()
+
+
+# -- evacamel proxy ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(_FOREIGN_RECORDS))
+@pytest.mark.parametrize("command", ["proxy", "evaluate"])
+def test_a_checkpoint_with_a_foreign_record_is_one_line_naming_it(kind, command, checkpoint,
+                                                                   tmp_path):
+    # proxy and evaluate (without --data) take the profile and the dataset from the record.
+    bad, proxy = _corrupt(kind, checkpoint, tmp_path / "best.pt"), tmp_path / "proxy"
+    argv = (["proxy", "--checkpoint", bad, "--samples", "1", "--out", proxy]
+            if command == "proxy" else ["evaluate", bad, "--json"])
+    assert_clean_error(run_cli(argv), mentions=[str(bad)])
+    assert not proxy.exists(), "wrote the proxy before refusing the checkpoint"
+
+
+@pytest.mark.parametrize("kind", ["missing", "a-file", "empty-folder"])
+def test_proxy_refuses_a_bad_data_before_writing_the_proxy(kind, checkpoint, tmp_path):
+    data, proxy = tmp_path / "mydata", tmp_path / "proxy"
+    if kind == "a-file":
+        data.write_text("not a dataset")
+    elif kind == "empty-folder":
+        data.mkdir()
+    r = run_cli(["proxy", "--checkpoint", checkpoint, "--data", data, "--samples", "1",
+                 "--out", proxy])
+    assert_clean_error(r, mentions=["mydata"])
+    assert not proxy.exists(), f"wrote the proxy (minutes) before refusing --data:\n{r}"
