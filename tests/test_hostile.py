@@ -957,3 +957,50 @@ def test_proxy_refuses_a_bad_data_before_writing_the_proxy(kind, checkpoint, tmp
                  "--out", proxy])
     assert_clean_error(r, mentions=["mydata"])
     assert not proxy.exists(), f"wrote the proxy (minutes) before refusing --data:\n{r}"
+
+
+# -- evacamel bench ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["decode", "--photos", "0"], "--photos"),        # IndexError traceback
+    (["decode", "--size", "0"], "--size"),            # ZeroDivisionError traceback
+    (["decode", "--width", "-5"], "--width"),         # numpy's "negative dimensions"
+    (["decode", "--repeat", "0"], "--repeat"),        # "0.0 photos/s ... xnan", exit 0
+    (["render", "--batches", "0"], "--batches"),      # "xnan", exit 0
+    (["render", "--batch-size", "-2"], "--batch-size"),
+    (["gpu-check", "--train-seconds", "-1"], "--train-seconds"),
+    (["gpu-check", "--train-seconds", "nan"], "--train-seconds"),  # trained forever
+    (["real", "--threads", "0"], "--threads"),
+    (["train", "--steps", "0"], "--steps"),
+    (["loader", "--workers", "-1"], "--workers"),
+    (["dataset", "--samples", "0"], "--samples"),
+], ids=lambda v: "-".join(v) if isinstance(v, list) else None)
+def test_bench_refuses_bad_option_values(argv, option):
+    r = run_cli(["bench", *argv])
+    assert r.code == 2, f"a bad {option} must be argparse's usage error (exit 2):\n{r}"
+    assert_refused_argument(r, option)
+
+
+def test_bench_real_refuses_an_empty_configs(tmp_path):
+    r = run_cli(["bench", "real", "--configs", ",,", "--work", tmp_path / "work"])
+    assert_clean_error(r, mentions=["--configs"])
+
+
+# -- evacamel depth-model ------------------------------------------------------------------
+
+
+def test_depth_model_refuses_to_overwrite_weights_before_training(tmp_path):
+    out = tmp_path / "weights"
+    out.mkdir()
+    (out / "mono_depth.pt").write_bytes(b"my own depth model")
+    r = run_cli(["depth-model", "--out", out, "--data", tmp_path / "no-data", "--epochs", "1",
+                 "--no-progress"])
+    assert (out / "mono_depth.pt").read_bytes() == b"my own depth model"
+    assert_clean_error(r, mentions=["mono_depth.pt", "--overwrite"])
+
+
+def test_depth_model_refuses_an_unknown_profile_before_making_out(tmp_path):
+    r = run_cli(["depth-model", "--out", tmp_path / "weights", "--profile", "bogus"])
+    assert_clean_error(r, mentions=["bogus"])
+    assert not (tmp_path / "weights").exists(), "made --out before refusing --profile"
