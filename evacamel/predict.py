@@ -135,10 +135,33 @@ def load_model(checkpoint: str | os.PathLike | LoadedModel,
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{checkpoint}: not a usable evacamel training checkpoint ({text})") from exc
+    _check_sizes(loaded, checkpoint)
     loaded.model.to(loaded.device).eval()
     loaded.info = {k: state.get(k) for k in ("config", "best", "metrics", "epoch", "global_step")}
+    loaded.info["config"] = _checked_config(state.get("config"), checkpoint)
     loaded.info["path"] = str(checkpoint)
     return loaded
+
+
+def _check_sizes(loaded: LoadedModel, checkpoint: object) -> None:
+    """The recorded sizes are ones the U-Net takes (a positive multiple of 32 in, > 0 out)."""
+    if loaded.input_size < 32 or loaded.input_size % 32 or loaded.output_size < 1:
+        raise ValueError(f"{checkpoint}: not a usable evacamel training checkpoint (input size "
+                         f"{loaded.input_size}, output size {loaded.output_size}: the input must be "
+                         "a positive multiple of 32 and the output positive)")
+
+
+def _checked_config(config: Any, checkpoint: object) -> dict[str, Any]:
+    """The training config a checkpoint records (``{}`` if none): a dict whose ``profile``
+    and ``data``, when given, are text (commands use them as a profile name and a folder)."""
+    if config is None:
+        return {}
+    bad = not isinstance(config, dict) or any(
+        config.get(k) is not None and not isinstance(config.get(k), str) for k in ("profile", "data"))
+    if bad:
+        raise ValueError(f"{checkpoint}: not a usable evacamel training checkpoint (its 'config' "
+                         "is not a training config with text 'profile' and 'data')")
+    return config
 
 
 # ----------------------------------------------------------------------------------------

@@ -477,10 +477,26 @@ def _corrupt(kind: str, checkpoint: Path, path: Path) -> Path:
         torch.save(state, path)
     elif kind == "truncated":
         path.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    elif kind == "mono-depth":  # the shipped depth model's weights: another model's file
+        shutil.copyfile(Path(__file__).parents[1] / "evacamel" / "weights" / "mono_depth.pt", path)
+    elif kind in _FOREIGN_RECORDS:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        _FOREIGN_RECORDS[kind](state)
+        torch.save(state, path)
     return path
 
 
-@pytest.mark.parametrize("kind", ["random-bytes", "zero-bytes", "text", "truncated", "other-width"])
+_FOREIGN_RECORDS = {
+    "config-not-a-dict": lambda s: s.update(config="best run ever"),
+    "config-profile-a-list": lambda s: s["config"].update(profile=["quick"]),
+    "config-data-a-number": lambda s: s["config"].update(data=5),
+    "input-size-negative": lambda s: s["model_config"].update(input_size=-5, output_size=0),
+}
+"""A checkpoint whose record is not what ``evacamel train`` writes (edited, or another tool's)."""
+
+
+@pytest.mark.parametrize("kind", ["random-bytes", "zero-bytes", "text", "truncated", "other-width",
+                                  "mono-depth"])
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_a_broken_checkpoint_is_one_line_naming_it(kind, command, checkpoint, pristine, tmp_path):
     bad = _corrupt(kind, checkpoint, tmp_path / "best.pt")
@@ -853,3 +869,138 @@ def test_a_pickled_checkpoint_with_code_is_refused_unrun(command, checkpoint, pr
     r = run_cli(argv)
     assert not marker.exists(), "loading the checkpoint ran code from it"
     assert_clean_error(r, mentions=[str(evil)])
+
+
+# -- evacamel cutout -----------------------------------------------------------------------
+
+
+def _photo(path: Path) -> Path:
+    """A 160 x 120 photo with a camel-coloured block in the middle (what GrabCut can find)."""
+    rgb = textured_rgb(120, 160)
+    rgb[30:90, 50:110] = (200, 150, 60)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_cutout_never_overwrites_its_own_input(tmp_path):
+    # The photo is a PNG and --out is its own folder: the cut-out <stem>.png is the photo.
+    photo = _photo(tmp_path / "photos" / "camel.png")
+    before = photo.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        r = run_cli(["cutout", photo, "--out", photo.parent, *extra])
+        assert photo.read_bytes() == before, f"overwrote its own input {photo}:\n{r}"
+        assert_clean_error(r, mentions=["camel.png", "--out"])
+
+
+def test_cutout_refuses_to_overwrite_existing_cutouts(tmp_path):
+    photo, out = _photo(tmp_path / "camel.jpg"), tmp_path / "cutouts"
+    assert run_cli(["cutout", photo, "--out", out]).code == 0
+    (out / "camel.png").write_bytes(b"a cut-out fixed by hand")
+    before = snapshot(out)
+    r = run_cli(["cutout", photo, "--out", out])
+    assert snapshot(out) == before, f"silently replaced the earlier cut-out:\n{r}"
+    assert_clean_error(r, mentions=["camel.png", "--overwrite"])
+    assert run_cli(["cutout", photo, "--out", out, "--overwrite"]).code == 0
+
+
+def test_cutout_refuses_two_photos_with_one_cutout_name(tmp_path):
+    # camel.jpg and camel.png (or a/camel.jpg and b/camel.jpg) both become camel.png.
+    jpg, png = _photo(tmp_path / "camel.jpg"), _photo(tmp_path / "b" / "camel.png")
+    out = tmp_path / "cutouts"
+    r = run_cli(["cutout", jpg, png, "--out", out])
+    assert_clean_error(r, mentions=["camel.jpg", "camel.png"])
+    assert not out.exists() or not any(out.rglob("*.png")), "wrote before refusing"
+
+
+def test_cutout_out_that_is_a_file_names_it(tmp_path):
+    photo, out = _photo(tmp_path / "camel.jpg"), tmp_path / "notes.txt"
+    out.write_text("keep me")
+    assert_clean_error(run_cli(["cutout", photo, "--out", out]), mentions=["--out", "notes.txt"])
+    assert out.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "0,0,1,10", "=-1,0,5,5", "1,2,3,4,5"])
+def test_cutout_refuses_a_bad_box_as_an_argument(box, tmp_path):
+    photo = _photo(tmp_path / "camel.jpg")
+    argv = ["cutout", photo, "--out", tmp_path / "out"]
+    argv += [f"--box{box}"] if box.startswith("=") else ["--box", box]
+    r = run_cli(argv)
+    assert r.code == 2, f"a bad --box must be argparse's usage error (exit 2):\n{r}"
+    assert_refused_argument(r, "--box")
+    assert not (tmp_path / "out").exists()
+
+
+# -- evacamel proxy ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(_FOREIGN_RECORDS))
+@pytest.mark.parametrize("command", ["proxy", "evaluate"])
+def test_a_checkpoint_with_a_foreign_record_is_one_line_naming_it(kind, command, checkpoint,
+                                                                   tmp_path):
+    # proxy and evaluate (without --data) take the profile and the dataset from the record.
+    bad, proxy = _corrupt(kind, checkpoint, tmp_path / "best.pt"), tmp_path / "proxy"
+    argv = (["proxy", "--checkpoint", bad, "--samples", "1", "--out", proxy]
+            if command == "proxy" else ["evaluate", bad, "--json"])
+    assert_clean_error(run_cli(argv), mentions=[str(bad)])
+    assert not proxy.exists(), "wrote the proxy before refusing the checkpoint"
+
+
+@pytest.mark.parametrize("kind", ["missing", "a-file", "empty-folder"])
+def test_proxy_refuses_a_bad_data_before_writing_the_proxy(kind, checkpoint, tmp_path):
+    data, proxy = tmp_path / "mydata", tmp_path / "proxy"
+    if kind == "a-file":
+        data.write_text("not a dataset")
+    elif kind == "empty-folder":
+        data.mkdir()
+    r = run_cli(["proxy", "--checkpoint", checkpoint, "--data", data, "--samples", "1",
+                 "--out", proxy])
+    assert_clean_error(r, mentions=["mydata"])
+    assert not proxy.exists(), f"wrote the proxy (minutes) before refusing --data:\n{r}"
+
+
+# -- evacamel bench ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["decode", "--photos", "0"], "--photos"),        # IndexError traceback
+    (["decode", "--size", "0"], "--size"),            # ZeroDivisionError traceback
+    (["decode", "--width", "-5"], "--width"),         # numpy's "negative dimensions"
+    (["decode", "--repeat", "0"], "--repeat"),        # "0.0 photos/s ... xnan", exit 0
+    (["render", "--batches", "0"], "--batches"),      # "xnan", exit 0
+    (["render", "--batch-size", "-2"], "--batch-size"),
+    (["gpu-check", "--train-seconds", "-1"], "--train-seconds"),
+    (["gpu-check", "--train-seconds", "nan"], "--train-seconds"),  # trained forever
+    (["real", "--threads", "0"], "--threads"),
+    (["train", "--steps", "0"], "--steps"),
+    (["loader", "--workers", "-1"], "--workers"),
+    (["dataset", "--samples", "0"], "--samples"),
+], ids=lambda v: "-".join(v) if isinstance(v, list) else None)
+def test_bench_refuses_bad_option_values(argv, option):
+    r = run_cli(["bench", *argv])
+    assert r.code == 2, f"a bad {option} must be argparse's usage error (exit 2):\n{r}"
+    assert_refused_argument(r, option)
+
+
+def test_bench_real_refuses_an_empty_configs(tmp_path):
+    r = run_cli(["bench", "real", "--configs", ",,", "--work", tmp_path / "work"])
+    assert_clean_error(r, mentions=["--configs"])
+
+
+# -- evacamel depth-model ------------------------------------------------------------------
+
+
+def test_depth_model_refuses_to_overwrite_weights_before_training(tmp_path):
+    out = tmp_path / "weights"
+    out.mkdir()
+    (out / "mono_depth.pt").write_bytes(b"my own depth model")
+    r = run_cli(["depth-model", "--out", out, "--data", tmp_path / "no-data", "--epochs", "1",
+                 "--no-progress"])
+    assert (out / "mono_depth.pt").read_bytes() == b"my own depth model"
+    assert_clean_error(r, mentions=["mono_depth.pt", "--overwrite"])
+
+
+def test_depth_model_refuses_an_unknown_profile_before_making_out(tmp_path):
+    r = run_cli(["depth-model", "--out", tmp_path / "weights", "--profile", "bogus"])
+    assert_clean_error(r, mentions=["bogus"])
+    assert not (tmp_path / "weights").exists(), "made --out before refusing --profile"

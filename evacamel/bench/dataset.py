@@ -31,6 +31,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from evacamel.bench._args import positive_int
 from evacamel.bench._timing import Measurement, print_comparison
 from evacamel.profiles import get_profile
 
@@ -39,10 +40,10 @@ HELP = "dataset writing: write_dataset (all cores) vs a one-image-at-a-time PIL 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="sizes from this profile (default: auto)")
-    p.add_argument("--samples", type=int, default=200, help="samples written each way")
-    p.add_argument("--backgrounds", type=int, default=8, help="backgrounds rendered first")
-    p.add_argument("--camels", type=int, default=8, help="camels rendered first")
-    p.add_argument("--workers", type=int, default=None, help="write_dataset processes (default: all)")
+    p.add_argument("--samples", type=positive_int, default=200, help="samples written each way")
+    p.add_argument("--backgrounds", type=positive_int, default=8, help="backgrounds rendered first")
+    p.add_argument("--camels", type=positive_int, default=8, help="camels rendered first")
+    p.add_argument("--workers", type=positive_int, default=None, help="write_dataset processes (default: all)")
     p.add_argument("--mode", choices=("perspective", "seed"), default=None)
     p.add_argument("--keep", default=None, metavar="DIR", help="write here and keep the output")
 

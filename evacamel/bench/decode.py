@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from evacamel.bench._args import positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.dataset.photo import _reduced_flag, center_square, resize_area
 
@@ -31,12 +32,12 @@ HELP = "decode + area-resize large photos: PIL (draft) vs OpenCV (IMREAD_REDUCED
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--photos", type=int, default=3, help="photos of each format (default 3)")
-    p.add_argument("--width", type=int, default=4000, help="photo width (default 4000)")
-    p.add_argument("--height", type=int, default=3000, help="photo height (default 3000)")
-    p.add_argument("--size", type=int, default=1024,
+    p.add_argument("--photos", type=positive_int, default=3, help="photos of each format (default 3)")
+    p.add_argument("--width", type=positive_int, default=4000, help="photo width (default 4000)")
+    p.add_argument("--height", type=positive_int, default=3000, help="photo height (default 3000)")
+    p.add_argument("--size", type=positive_int, default=1024,
                    help="side of the square they are resized to (default 1024, the full profile's)")
-    p.add_argument("--repeat", type=int, default=2, help="passes over the files (default 2)")
+    p.add_argument("--repeat", type=positive_int, default=2, help="passes over the files (default 2)")
 
 
 def make_photos(folder: Path, n: int, width: int, height: int) -> dict[str, list[Path]]:

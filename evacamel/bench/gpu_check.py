@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from evacamel.bench._args import positive_float
 from evacamel.bench.render import measure_render
 from evacamel.bench.train import fitting_batch, measure_our_loop, measure_seed_loop, mfu
 from evacamel.footprint import footprint, gpu_peak_tflops, random_batch
@@ -401,7 +402,7 @@ def _title(s: Setup) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--train-seconds", type=float, default=None,
+    p.add_argument("--train-seconds", type=positive_float, default=None,
                    help="the time-boxed training's length (default: 150 on CUDA, 8 on CPU)")
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from evacamel.bench._args import non_negative_int, positive_float, positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.dataset.atomic import write_json
 from evacamel.dataset.format import (DATASET_FOLDERS, FORMAT, FORMAT_VERSION, INDEX_NAME, META_NAME,
@@ -206,13 +207,13 @@ def _load() -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="full",
                    help="sizes to load at (default full: 1024 px files, 256 px input)")
-    p.add_argument("--samples", type=int, default=48,
+    p.add_argument("--samples", type=positive_int, default=48,
                    help="composites in the temporary dataset (default 48)")
-    p.add_argument("--rows", type=int, default=2048,
+    p.add_argument("--rows", type=positive_int, default=2048,
                    help="rows of the tiled packed cache for the DataLoader (default 2048)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
-    p.add_argument("--seconds", type=float, default=4.0,
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader workers (default 2)")
+    p.add_argument("--seconds", type=positive_float, default=4.0,
                    help="rough time per measurement (default 4)")
     p.add_argument("--keep", default=None, help="keep the temporary data in this folder")
 

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from evacamel.baselines import compare_masks
+from evacamel.bench._args import positive_int
 from evacamel.dataset.proxy import write_proxy
 from evacamel.dataset.write import ensure_dataset
 from evacamel.loading.prepare import training_data
@@ -140,13 +141,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated names of: " + ", ".join(CONFIGURATIONS))
     p.add_argument("--work", default="bench-results/real",
                    help="folder for datasets, runs and the proxy (kept and reused)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
 
 
 def main(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGURATIONS]
-    if unknown:
+    if unknown or not names:
+        unknown = unknown or ["(none given)"]
         raise ValueError(f"--configs: unknown {', '.join(unknown)}; choose from "
                          + ", ".join(CONFIGURATIONS))
     if args.threads:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from evacamel.bench._args import positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.bench.train import measure_our_loop
 from evacamel.loading.render import plan_seeds
@@ -71,9 +72,9 @@ def render_vs_train(profile: Any = None, *, batches: int = 4, steps: int = 5,
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="whose sizes (default: as get_profile)")
-    p.add_argument("--batches", type=int, default=4, help="rendered batches timed (default 4)")
-    p.add_argument("--steps", type=int, default=5, help="training steps timed (default 5)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    p.add_argument("--batches", type=positive_int, default=4, help="rendered batches timed (default 4)")
+    p.add_argument("--steps", type=positive_int, default=5, help="training steps timed (default 5)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the profile's")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
 
 

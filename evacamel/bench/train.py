@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
+from evacamel.bench._args import positive_float, positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.footprint import choose_micro_batch, cuda_step_peak, memory_budget
 from evacamel.loading.prepare import TrainData
@@ -198,11 +199,11 @@ def speed_table(profile: Any = None, steps: int = 5, *, batch_size: int | None =
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="whose model and batch size (default: as get_profile)")
-    p.add_argument("--steps", type=int, default=20, help="timed optimiser steps per loop (default 20)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    p.add_argument("--steps", type=positive_int, default=20, help="timed optimiser steps per loop (default 20)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the profile's")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--compile", action="store_true", help="also time our loop under torch.compile")
-    p.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE_TFLOPS,
+    p.add_argument("--peak-tflops", type=positive_float, default=H100_BF16_DENSE_TFLOPS,
                    help="GPU peak for the utilisation figure (default: H100 dense bf16, 989)")
 
 

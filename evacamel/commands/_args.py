@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import PureWindowsPath
 
 __all__ = ["positive_int", "non_negative_int", "seed", "positive_float", "non_negative_float",
-           "fraction", "byte_size", "input_size", "shard", "box", "non_empty_path",
+           "fraction", "byte_size", "input_size", "shard", "box", "xywh_box", "non_empty_path",
            "plain_file_name", "image_file", "IMAGE_FORMATS"]
 
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -123,6 +123,19 @@ def box(text: str) -> tuple[int, int, int, int]:
         raise argparse.ArgumentTypeError(f"{text!r}: the box is empty (X1 must exceed X0 and "
                                          "Y1 exceed Y0)")
     return x0, y0, x1, y1
+
+
+def xywh_box(text: str) -> tuple[int, int, int, int]:
+    """``X,Y,W,H``: a box in pixels, left and top >= 0, width and height at least 2."""
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y,W,H (four integers in pixels), "
+                                         "e.g. 40,30,200,180")
+    x, y, w, h = (non_negative_int(p) for p in parts)
+    if w < 2 or h < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: the width and height must be at least 2 "
+                                         "pixels")
+    return x, y, w, h
 
 
 def non_empty_path(text: str) -> str:

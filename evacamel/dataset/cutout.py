@@ -29,7 +29,7 @@ from evacamel.dataset.atomic import atomic_write
 from evacamel.dataset.photo import read_photo
 
 __all__ = ["Box", "MAX_SIDE", "parse_box", "default_box", "grabcut_mask",
-           "preview_image", "cut_out"]
+           "preview_image", "cutout_paths", "check_outputs", "cut_out"]
 
 MAX_SIDE = 1024
 """Photos are shrunk so that their longer side is at most this (pixels)."""
@@ -125,8 +125,38 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def cutout_paths(photo: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, Path]:
+    """Where :func:`cut_out` writes ``photo``'s cut-out and preview in ``out``."""
+    stem = Path(photo).stem
+    return Path(out) / f"{stem}.png", Path(out) / "preview" / f"{stem}.png"
+
+
+def check_outputs(photos: list[str | os.PathLike], out: str | os.PathLike,
+                  overwrite: bool = False) -> None:
+    """Refuse, before anything is written: an ``out`` that is a file, two photos with one
+    cut-out name, an output that is one of the photos, an existing output (unless
+    ``overwrite``). Raises FileExistsError or NotADirectoryError (one line)."""
+    out = Path(out)
+    for folder in (out, out / "preview"):
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"--out {out}: {folder} is a file, not a folder; "
+                                     "name a folder for the cut-outs")
+    inputs, seen = {Path(p).resolve(): p for p in photos}, {}
+    for photo in photos:
+        for path in cutout_paths(photo, out):
+            if path.resolve() in inputs:
+                raise FileExistsError(f"{path}: is one of the input photos; choose another --out")
+            if path.resolve() in seen:
+                raise FileExistsError(f"{photo} and {seen[path.resolve()]} would both be cut out "
+                                      f"to {path}; rename one or cut them out separately")
+            seen[path.resolve()] = photo
+            if path.exists() and not overwrite:
+                raise FileExistsError(f"{path}: exists; pass --overwrite to replace it, or "
+                                      "choose another --out")
+
+
 def cut_out(photo: str | os.PathLike, out: str | os.PathLike,
-            box: Box | None = None) -> tuple[Path, Path, float]:
+            box: Box | None = None, *, overwrite: bool = False) -> tuple[Path, Path, float]:
     """Cut the camel in ``box`` (the photo's pixels; default :func:`default_box`) out of
     ``photo``; write the RGBA cut-out and its preview (see the module doc).
 
@@ -136,8 +166,10 @@ def cut_out(photo: str | os.PathLike, out: str | os.PathLike,
     Raises:
         ValueError: an unreadable photo, a box outside it or covering all of it, or an
             empty result (one line naming the file).
+        FileExistsError: an output is the photo, or exists (unless ``overwrite``).
     """
     photo, out = Path(photo), Path(out)
+    check_outputs([photo], out, overwrite)
     rgb = read_photo(photo, mode="RGB")
     h, w = rgb.shape[:2]
     box = box or default_box(h, w)
@@ -149,7 +181,7 @@ def cut_out(photo: str | os.PathLike, out: str | os.PathLike,
         raise ValueError(f"{photo}: GrabCut found nothing in the box; draw the box closer "
                          "around the camel (--box x,y,w,h)")
     rgba = np.dstack([small, mask.astype(np.uint8) * 255])
-    cut_path, preview_path = out / f"{photo.stem}.png", out / "preview" / f"{photo.stem}.png"
+    cut_path, preview_path = cutout_paths(photo, out)
     preview_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(cut_path, _png(rgba))
     atomic_write(preview_path, _png(preview_image(small, mask, sbox)))
