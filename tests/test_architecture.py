@@ -37,7 +37,7 @@ RANKS = {
     "baselines": 6.5,  # scored by evaluate's accumulator, beside a network evaluate runs
     "train": 7,
     "predict": 8, "monodepth": 8,  # the shipped monocular depth model: trained by train
-    "cli": 9,  # finds the commands by name at run time (importlib), not by import
+    "cli": 9, "cli_args": 9,  # the commands' and benchmarks' argument types  # finds the commands by name at run time (importlib), not by import
     "bench": 10, "commands": 10,
 }
 

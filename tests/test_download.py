@@ -495,7 +495,7 @@ def test_bad_arguments_are_refused_before_anything_happens(tmp_path, capsys, bad
 
 
 def test_sizes_take_units(tmp_path):
-    from evacamel.commands._args import byte_size
+    from evacamel.cli_args import byte_size
 
     assert [byte_size(s) for s in ("123", "500M", "20G", "1.5k", "2GiB")] == \
         [123, 500 << 20, 20 << 30, 1536, 2 << 30]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from evacamel.bench._args import positive_int
+from evacamel.cli_args import positive_int
 from evacamel.bench._timing import Measurement, print_comparison
 from evacamel.profiles import get_profile
 

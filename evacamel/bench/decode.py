@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from evacamel.bench._args import positive_int
+from evacamel.cli_args import positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.dataset.photo import _reduced_flag, center_square, resize_area
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from evacamel.bench._args import positive_float
+from evacamel.cli_args import positive_float
 from evacamel.bench.render import measure_render
 from evacamel.bench.train import fitting_batch, measure_our_loop, measure_seed_loop, mfu
 from evacamel.footprint import footprint, gpu_peak_tflops, random_batch

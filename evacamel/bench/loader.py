@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from evacamel.bench._args import non_negative_int, positive_float, positive_int
+from evacamel.cli_args import non_negative_int, positive_float, positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.dataset.atomic import write_json
 from evacamel.dataset.format import (DATASET_FOLDERS, FORMAT, FORMAT_VERSION, INDEX_NAME, META_NAME,

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from evacamel.baselines import compare_masks
-from evacamel.bench._args import positive_int
+from evacamel.cli_args import positive_int
 from evacamel.dataset.proxy import write_proxy
 from evacamel.dataset.write import ensure_dataset
 from evacamel.loading.prepare import training_data

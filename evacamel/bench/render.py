@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from evacamel.bench._args import positive_int
+from evacamel.cli_args import positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.bench.train import measure_our_loop
 from evacamel.loading.render import plan_seeds

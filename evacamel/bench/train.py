@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-from evacamel.bench._args import positive_float, positive_int
+from evacamel.cli_args import positive_float, positive_int
 from evacamel.bench._timing import Measurement, measure, print_comparison
 from evacamel.footprint import choose_micro_batch, cuda_step_peak, memory_budget
 from evacamel.loading.prepare import TrainData

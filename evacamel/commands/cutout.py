@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from evacamel.commands._args import non_empty_path, xywh_box
+from evacamel.cli_args import non_empty_path, xywh_box
 
 HELP = "cut camels out of ordinary photos (OpenCV GrabCut from a box) as RGBA PNGs + previews"
 

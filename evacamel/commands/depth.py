@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from evacamel.commands._args import positive_int
+from evacamel.cli_args import positive_int
 
 HELP = "regenerate a dataset's depth maps with exact depth or a pretrained monocular model (resumable)"
 

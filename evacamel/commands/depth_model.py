@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from evacamel.commands._args import non_negative_int, positive_int
+from evacamel.cli_args import non_negative_int, positive_int
 
 HELP = "train the small monocular depth model shipped with the package (fg_bg in, depth out)"
 

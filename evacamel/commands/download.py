@@ -12,7 +12,7 @@ import errno
 import sys
 from pathlib import Path
 
-from evacamel.commands._args import (byte_size, non_negative_int, plain_file_name,
+from evacamel.cli_args import (byte_size, non_negative_int, plain_file_name,
                                      positive_float, positive_int)
 from evacamel.dataset.archive import ExtractLimits
 from evacamel.dataset.download import RetryPolicy, download_name, fetch, fetch_registered

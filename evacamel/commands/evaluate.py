@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from evacamel.commands._args import positive_int
+from evacamel.cli_args import positive_int
 
 HELP = "print the metric table of a checkpoint on a dataset split (default: test)"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evacamel.commands._args import non_empty_path, non_negative_int, positive_int, seed, shard
+from evacamel.cli_args import non_empty_path, non_negative_int, positive_int, seed, shard
 from evacamel.paths import dataset_dir
 from evacamel.profiles import get_profile
 

@@ -6,7 +6,7 @@ import argparse
 import io
 from pathlib import Path
 
-from evacamel.commands._args import IMAGE_FORMATS, image_file, positive_int
+from evacamel.cli_args import IMAGE_FORMATS, image_file, positive_int
 from evacamel.dataset.atomic import atomic_write
 
 HELP = "draw new scenes with their true and predicted mask and depth (the README's picture)"

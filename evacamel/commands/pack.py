@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from evacamel.commands._args import input_size, non_negative_int
+from evacamel.cli_args import input_size, non_negative_int
 from evacamel.profiles import get_profile
 
 HELP = "pack a dataset into the memory-mapped training cache (parallel, resumable, atomic)"

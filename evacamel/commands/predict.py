@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from evacamel.commands._args import plain_file_name
+from evacamel.cli_args import plain_file_name
 
 
 HELP = "predict the mask and depth of an image pair of any size (PNGs out)"

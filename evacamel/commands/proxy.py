@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from evacamel.commands._args import non_empty_path, positive_int
+from evacamel.cli_args import non_empty_path, positive_int
 
 HELP = "network vs the |fg_bg - bg| baseline on the synthetic test split and the real-photo proxy"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from evacamel.commands._args import positive_int
+from evacamel.cli_args import positive_int
 
 HELP = "exact mean/std of fg_bg, bg, mask and depth (cached in meta.json), as the seed's table"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from evacamel.commands._args import (fraction, input_size, non_negative_float, non_negative_int,
+from evacamel.cli_args import (fraction, input_size, non_negative_float, non_negative_int,
                                      positive_float, positive_int, seed)
 from evacamel.paths import run_dir
 from evacamel.profiles import get_profile

@@ -1,4 +1,4 @@
-"""The argument types of every command, in one place.
+"""The argument types of every command and benchmark, in one place.
 
 ``argparse`` refuses a bad value with its usage message and exit status 2, before
 anything runs (``evacamel train: error: argument --width: 0 must be at least 1``);
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import PureWindowsPath
 
 __all__ = ["positive_int", "non_negative_int", "seed", "positive_float", "non_negative_float",
-           "fraction", "byte_size", "input_size", "shard", "box", "xywh_box", "non_empty_path",
+           "fraction", "byte_size", "input_size", "shard", "xywh_box", "non_empty_path",
            "plain_file_name", "image_file", "IMAGE_FORMATS"]
 
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -111,18 +111,6 @@ def shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"{text!r}: I/N needs 0 <= I < N (parts count from 0)")
     return i, n
-
-
-def box(text: str) -> tuple[int, int, int, int]:
-    """``X0,Y0,X1,Y1``: a box in pixels, left-top inclusive, right-bottom exclusive, not empty."""
-    parts = text.replace(" ", "").split(",")
-    if len(parts) != 4:
-        raise argparse.ArgumentTypeError(f"{text!r} is not X0,Y0,X1,Y1, e.g. 40,30,400,380")
-    x0, y0, x1, y1 = (non_negative_int(p) for p in parts)
-    if x1 <= x0 or y1 <= y0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the box is empty (X1 must exceed X0 and "
-                                         "Y1 exceed Y0)")
-    return x0, y0, x1, y1
 
 
 def xywh_box(text: str) -> tuple[int, int, int, int]:
