@@ -251,7 +251,7 @@ def format_mask_comparison(table: dict[str, dict[str, float]]) -> str:
     for name, row in table.items():
         lines.append(f"{name:<{width}}  {row['network']:>8.3f}  {row['difference']:>12.3f}  "
                      f"{row['difference (oracle)']:>9.3f}  {int(row['samples']):>7d}")
-    lines.append("mask IoU. |fg_bg - bg|: threshold fitted on the training split; (oracle): "
-                 "the best")
-    lines.append("threshold for the scored data itself (an upper bound, not a method)")
+    lines.append("mask IoU. |fg_bg - bg|: its threshold fitted on the training split.")
+    lines.append("(oracle): the best threshold for the scored data itself,")
+    lines.append("an upper bound, not a method.")
     return "\n".join(lines)
