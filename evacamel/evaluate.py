@@ -44,14 +44,14 @@ __all__ = ["EvalBatch", "evaluate", "score_samples", "predict_samples", "format_
 
 BatchTransform = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, ...]]
 
-LOSS_TERMS = ("loss", "bce", "dssim", "l1")
+LOSS_TERMS = ("loss", "bce", "dssim", "l1", "dice")
 """The loss terms a run reports: the weighted total, then each term unweighted."""
 
 
 def loss_sums(terms: LossTerms, n: int) -> torch.Tensor:
-    """``[n, n*loss, n*bce, n*dssim, n*l1]`` float64 on the terms' device, to add up
-    over batches (no host-device copy: reading it would wait for the GPU)."""
-    values = torch.stack([terms.total, terms.bce, terms.dssim, terms.l1]).detach().double()
+    """``[n, n*loss, n*bce, n*dssim, n*l1, n*dice]`` float64 on the terms' device, to add
+    up over batches (no host-device copy: reading it would wait for the GPU)."""
+    values = torch.stack([terms.total, terms.bce, terms.dssim, terms.l1, terms.dice]).detach().double()
     return torch.cat([values.new_full((1,), float(n)), n * values])
 
 

@@ -16,6 +16,12 @@ Architecture (FACTS.md; the ``width=64`` configuration has exactly 5,649,664 par
     heads  1x1 w -> 1 (mask logits), 1x1 w -> 1 (depth, linear)
     output B x 2 x S/2 x S/2
 
+With ``output_stride=1`` (not the seed's) one more block restores the input's resolution,
+so thin legs survive a small input::
+
+    up0    2w -> w,  w  -> w    S      (up(up1) ++ down0)
+    output B x 2 x S x S
+
 Every 3x3 conv has padding 1 and no bias and is followed by BatchNorm and ReLU; 2x2
 max-pooling follows down0..down4; up-sampling is bilinear x2 with
 ``align_corners=True``. ``S`` must be a multiple of 32.
@@ -45,7 +51,11 @@ __all__ = [
     "flops_per_sample",
     "receptive_field",
     "SEED_PARAMETERS",
+    "OUTPUT_STRIDES",
 ]
+
+OUTPUT_STRIDES = (1, 2)
+"""Input side over output side: 2 is the seed's U-Net, 1 predicts at the input's side."""
 
 SEED_PARAMETERS = 5_649_664
 """Parameter count of the seed configuration (width 64), as the seed's torchsummary printed."""
@@ -75,19 +85,24 @@ class CamelUNet(nn.Module):
         width: base channel count ``w`` (64 = the seed, 5,649,664
             parameters; 16 has about 16x fewer, for CPU training).
         in_channels: input channels (6: background RGB, composite RGB).
+        output_stride: 2 (the seed: outputs at half the input's side) or 1 (an ``up0``
+            block brings them to the input's side).
 
     Shape:
         input ``B x in_channels x S x S`` float, ``S`` a multiple of 32;
-        output ``B x 2 x S/2 x S/2``: channel 0 mask logits, channel 1
+        output ``B x 2 x S/k x S/k`` (``k = output_stride``): channel 0 mask logits, channel 1
         depth (linear, trained towards the [0, 1] target of
         :mod:`evacamel.depth_units`).
     """
 
-    def __init__(self, width: int = 64, in_channels: int = 6) -> None:
+    def __init__(self, width: int = 64, in_channels: int = 6, output_stride: int = 2) -> None:
         super().__init__()
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be 1 or 2, not {output_stride!r}")
         w = width
         self.width = width
         self.in_channels = in_channels
+        self.output_stride = output_stride
         self.down0 = DoubleConv(in_channels, w)
         self.down1 = DoubleConv(w, w)
         self.down2 = DoubleConv(w, 2 * w)
@@ -98,6 +113,8 @@ class CamelUNet(nn.Module):
         self.up3 = DoubleConv(6 * w, 2 * w)
         self.up2 = DoubleConv(4 * w, 2 * w)
         self.up1 = DoubleConv(3 * w, w)
+        if output_stride == 1:
+            self.up0 = DoubleConv(2 * w, w)
         self.mask_head = nn.Conv2d(w, 1, 1, bias=False)
         self.depth_head = nn.Conv2d(w, 1, 1, bias=False)
 
@@ -121,13 +138,16 @@ class CamelUNet(nn.Module):
         y = self.up3(self._up(y, x3))
         y = self.up2(self._up(y, x2))
         y = self.up1(self._up(y, x1))
+        if self.output_stride == 1:
+            y = self.up0(self._up(y, x0))
         return torch.cat([self.mask_head(y), self.depth_head(y)], dim=1)
 
 
 def build_model(profile_or_width: "int | object" = 64) -> CamelUNet:
-    """A :class:`CamelUNet` for a profile (its ``width``) or a plain width."""
+    """A :class:`CamelUNet` for a profile (its ``width`` and ``output_stride``) or a plain width."""
     width = getattr(profile_or_width, "width", profile_or_width)
-    return CamelUNet(width=int(width))  # type: ignore[arg-type]
+    stride = getattr(profile_or_width, "output_stride", 2)
+    return CamelUNet(width=int(width), output_stride=int(stride))  # type: ignore[arg-type]
 
 
 def split_outputs(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

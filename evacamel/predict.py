@@ -126,7 +126,8 @@ def load_model(checkpoint: str | os.PathLike | LoadedModel,
             raise ValueError(f"{checkpoint}: not an evacamel training checkpoint (no {key!r})")
     try:
         mc, norm = state["model_config"], state["normalization"]
-        model = CamelUNet(width=int(mc["width"]), in_channels=int(mc.get("in_channels", 6)))
+        model = CamelUNet(width=int(mc["width"]), in_channels=int(mc.get("in_channels", 6)),
+                          output_stride=int(mc.get("output_stride", 2)))
         load_weights(model, state["model"])
         loaded = LoadedModel(model=model, input_size=int(mc["input_size"]),
                              output_size=int(mc["output_size"]),
@@ -145,10 +146,11 @@ def load_model(checkpoint: str | os.PathLike | LoadedModel,
 
 def _check_sizes(loaded: LoadedModel, checkpoint: object) -> None:
     """The recorded sizes are ones the U-Net takes (a positive multiple of 32 in, > 0 out)."""
-    if loaded.input_size < 32 or loaded.input_size % 32 or loaded.output_size < 1:
+    stride = loaded.model.output_stride
+    if loaded.input_size < 32 or loaded.input_size % 32 or loaded.output_size * stride != loaded.input_size:
         raise ValueError(f"{checkpoint}: not a usable evacamel training checkpoint (input size "
                          f"{loaded.input_size}, output size {loaded.output_size}: the input must be "
-                         "a positive multiple of 32 and the output positive)")
+                         f"a positive multiple of 32 and the output the input / {stride})")
 
 
 def _checked_config(config: Any, checkpoint: object) -> dict[str, Any]:

@@ -65,7 +65,9 @@ class Profile:
     """``"jpg"`` or ``"png"`` for ``bg`` and ``fg_bg`` images (targets are always PNG)."""
     jpeg_quality: int
     compose_mode: str
-    """``"perspective"`` (camels stand on the terrain) or ``"seed"`` (the seed's recipe)."""
+    """``"perspective"`` (camels stand on the terrain), ``"seed"`` (the seed's recipe: a
+    large square anywhere) or ``"mixed"`` (each sample one or the other:
+    :data:`evacamel.dataset.plan.COMPOSE_MODES`)."""
 
     # -- the model -------------------------------------------------------------------
     input_size: int
@@ -89,10 +91,14 @@ class Profile:
     """How camels go into the scene: ``"paste"`` (the seed's hard paste) or
     ``"realistic"`` (harmonised and Poisson-blended): :data:`evacamel.world.BLENDS`."""
 
+    output_stride: int = 2
+    """Model input side over output side: 2 as in the seed (the mask comes out at half the
+    input's side), or 1 (one more up-sampling block: the mask at the input's side)."""
+
     @property
     def output_size(self) -> int:
-        """Side of the predicted mask and depth maps (input / 2, as in the seed)."""
-        return self.input_size // 2
+        """Side of the predicted mask and depth maps (input / ``output_stride``)."""
+        return self.input_size // self.output_stride
 
     def replace(self, **changes: object) -> "Profile":
         """A copy with some fields changed, e.g. ``p.replace(epochs=1)``."""

@@ -77,7 +77,7 @@ from evacamel.footprint import (MemoryFit, choose_micro_batch, cuda_step_peak, f
 from evacamel.loading.prepare import AUGMENTATIONS, TrainData, training_data
 from evacamel.losses import CamelLoss, LossTerms
 from evacamel.metrics import METRIC_DIRECTION
-from evacamel.model import CamelUNet, split_outputs
+from evacamel.model import OUTPUT_STRIDES, CamelUNet, split_outputs
 from evacamel.profiles import Profile, get_profile
 
 __all__ = ["TrainConfig", "Trainer", "train", "resume_config", "read_training_checkpoint",
@@ -115,6 +115,9 @@ class TrainConfig:
     lr: float = 2e-3
     width: int = 16
     input_size: int = 64
+    output_stride: int = 2
+    """Input side over output side (:data:`evacamel.model.OUTPUT_STRIDES`): 2 as the seed, 1
+    predicts at the input's side."""
     in_channels: int = 6
     """Model input channels: 6 (bg RGB, fg_bg RGB), or 3 for a monocular model whose data
     transforms pass the composite only (:mod:`evacamel.monodepth`)."""
@@ -143,6 +146,8 @@ class TrainConfig:
     pixel accuracy), so the trainer weights BCE like DSSIM. ``10`` restores the seed's."""
     dssim_weight: float = 100.0
     l1_weight: float = 0.1
+    dice_weight: float = 0.0
+    """Weight of the mask's Dice loss (:func:`evacamel.losses.dice_loss`; not the seed's)."""
     augment: str = "auto"
     """Training augmentation (:data:`evacamel.loading.prepare.AUGMENTATIONS`): ``full``
     (flips and colour jitter), ``flip`` (flips only), ``off``; ``auto`` is ``full`` on CUDA
@@ -171,7 +176,8 @@ class TrainConfig:
         """The profile's sizes and schedule, then ``overrides`` (``None`` values are ignored)."""
         p = get_profile(profile)
         values = dict(profile=p.name, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                      width=p.width, input_size=p.input_size, num_workers=p.num_workers,
+                      width=p.width, input_size=p.input_size, output_stride=p.output_stride,
+                      num_workers=p.num_workers,
                       seed=p.seed)
         for key, value in overrides.items():
             if key not in {f.name for f in dataclasses.fields(cls)}:
@@ -190,12 +196,15 @@ class TrainConfig:
         accum = 1 if self.accum_steps is None else self.accum_steps  # None: automatic
         if min(self.epochs, self.batch_size, accum, self.width) < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size, accum_steps and width must be >= 1 and lr > 0")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be 1 or 2, not {self.output_stride!r}")
         if self.in_channels not in (3, 6):
             raise ValueError(f"in_channels must be 6 (bg + fg_bg) or 3 (fg_bg), not {self.in_channels}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup is a fraction of all steps in [0, 1), not {self.warmup}")
         if min(self.checkpoint_every, self.num_workers) < 0 or \
-                min(self.mask_weight, self.dssim_weight, self.l1_weight, self.weight_decay) < 0:
+                min(self.mask_weight, self.dssim_weight, self.l1_weight, self.dice_weight,
+                    self.weight_decay) < 0:
             raise ValueError("checkpoint_every, num_workers, loss weights and weight_decay "
                              "must not be negative")
 
@@ -214,7 +223,8 @@ class TrainConfig:
     def data_profile(self) -> Profile:
         """The profile with this run's input size, for the data pipeline (the dataset
         itself, its seed included, is the profile's)."""
-        return get_profile(self.profile).replace(input_size=self.input_size)
+        return get_profile(self.profile).replace(input_size=self.input_size,
+                                                 output_stride=self.output_stride)
 
     def run_dir(self) -> Path:
         return Path(self.out) if self.out else paths.run_dir(self.profile)
@@ -314,7 +324,8 @@ class Trainer:
         # Seed first, so the initial weights depend on cfg.seed only (the same on every rank).
         torch.manual_seed(cfg.seed)
         self.raw_model, self.model = self._build_model()  # raw_model: the weights we save
-        self.loss_fn = CamelLoss(cfg.mask_weight, cfg.dssim_weight, cfg.l1_weight)
+        self.loss_fn = CamelLoss(cfg.mask_weight, cfg.dssim_weight, cfg.l1_weight,
+                                 dice_weight=cfg.dice_weight)
 
         # data order: one global batch per optimiser step, split over processes and micro-batches
         self.memory_fit: MemoryFit | None = None  # how the micro-batch was chosen (CUDA, auto)
@@ -339,7 +350,8 @@ class Trainer:
 
     def _build_model(self) -> tuple[nn.Module, nn.Module]:
         """``(raw_model, model)``: the U-Net, and what trains it (compiled, DDP-wrapped)."""
-        raw_model = CamelUNet(width=self.cfg.width, in_channels=self.cfg.in_channels).to(self.device)
+        raw_model = CamelUNet(width=self.cfg.width, in_channels=self.cfg.in_channels,
+                              output_stride=self.cfg.output_stride).to(self.device)
         if self.channels_last:
             raw_model = raw_model.to(memory_format=torch.channels_last)
         model: nn.Module = torch.compile(raw_model) if self.cfg.compile else raw_model
@@ -420,7 +432,7 @@ class Trainer:
                    ) -> torch.Tensor:
         """One optimiser step over this process's micro-batches of one batch.
 
-        Returns the summed loss terms ``[n, n*total, n*bce, n*dssim, n*l1]``
+        Returns the summed loss terms ``[n, n*total, n*bce, n*dssim, n*l1, n*dice]``
         (float64, on the device: reading them would wait for the GPU, so the
         caller does it rarely). Chapter 05 prints this method: keep its lines
         under 80 characters.
@@ -590,8 +602,9 @@ class Trainer:
             "format_version": 1,
             "config": self.cfg.as_dict(),
             "model_config": {"width": self.cfg.width, "in_channels": self.cfg.in_channels,
+                             "output_stride": self.cfg.output_stride,
                              "input_size": self.cfg.input_size,
-                             "output_size": self.cfg.input_size // 2},
+                             "output_size": self.cfg.input_size // self.cfg.output_stride},
             "normalization": {"mean": list(self.data.mean), "std": list(self.data.std)},
             "model": {k: v.detach().cpu().contiguous() for k, v in
                       self.raw_model.state_dict().items()},

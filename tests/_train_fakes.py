@@ -19,11 +19,12 @@ SIZE = 32
 
 
 class FakeCamels(Dataset):
-    """``n`` deterministic samples (``seed`` fixes them) at input size ``size``."""
+    """``n`` deterministic samples (``seed`` fixes them) at input size ``size``, targets at
+    ``size / output_stride``."""
 
-    def __init__(self, n: int, seed: int = 0, size: int = SIZE) -> None:
+    def __init__(self, n: int, seed: int = 0, size: int = SIZE, output_stride: int = 2) -> None:
         g = torch.Generator().manual_seed(seed)
-        s = size // 2
+        s, r = size // output_stride, output_stride
         bg = (torch.rand(n, 3, size, size, generator=g) * 120 + 60)
         fg_bg = bg.clone()
         mask = torch.zeros(n, 1, s, s)
@@ -31,7 +32,7 @@ class FakeCamels(Dataset):
         for i in range(n):
             y, x = (int(v) for v in torch.randint(0, s - 6, (2,), generator=g))
             k = 4 + int(torch.randint(0, 3, (1,), generator=g))
-            fg_bg[i, :, 2 * y:2 * (y + k), 2 * x:2 * (x + k)] = 230.0
+            fg_bg[i, :, r * y:r * (y + k), r * x:r * (x + k)] = 230.0
             mask[i, :, y:y + k, x:x + k] = 255.0
             ramp[i, :, y:y + k, x:x + k] = 0.8
         self.image = torch.cat([bg, fg_bg], 1).round().to(torch.uint8)
@@ -64,9 +65,10 @@ def train_transform(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
             torch.where(f, depth.flip(-1), depth))
 
 
-def fake_data(n_train: int = 24, n_test: int = 8, augment: bool = True) -> TrainData:
+def fake_data(n_train: int = 24, n_test: int = 8, augment: bool = True, output_stride: int = 2) -> TrainData:
     """Random flips (``augment``) draw from each process's own RNG: off for DDP comparisons."""
-    return TrainData(train_set=FakeCamels(n_train, seed=1), test_set=FakeCamels(n_test, seed=2),
+    return TrainData(train_set=FakeCamels(n_train, seed=1, output_stride=output_stride),
+                     test_set=FakeCamels(n_test, seed=2, output_stride=output_stride),
                      train_transform=train_transform if augment else eval_transform, eval_transform=eval_transform,
                      mean=MEAN, std=STD, collate_fn=collate_samples)
 

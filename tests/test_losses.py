@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evacamel.losses import SEED_WEIGHTS, CamelLoss, camel_loss
+from evacamel.losses import SEED_WEIGHTS, CamelLoss, camel_loss, dice_loss
 
 
 @pytest.fixture
@@ -46,4 +46,19 @@ def test_module_uses_its_constants_and_gradients_flow(batch):
     assert torch.allclose(terms.total, terms.bce + 2 * terms.l1)
     terms.total.backward()
     assert logits.grad.abs().sum() > 0 and depth_p.grad.abs().sum() > 0
-    assert set(terms.as_dict()) == {"total", "bce", "dssim", "l1"}
+    assert set(terms.as_dict()) == {"total", "bce", "dssim", "l1", "dice"}
+    with_dice = CamelLoss(mask_weight=1, dssim_weight=0, l1_weight=2, dice_weight=3)(logits, depth_p, mask_t, depth_t)
+    assert torch.allclose(with_dice.total, terms.total + 3 * with_dice.dice)
+
+
+def test_dice_loss_is_zero_for_the_exact_mask_and_counts_only_camel_pixels():
+    target = torch.zeros(2, 1, 16, 16)
+    target[0, :, 4:8, 4:8] = 1
+    sure = (target * 2 - 1) * 30  # logits: certain, right everywhere
+    assert float(dice_loss(sure, target)) < 1e-6
+    assert float(dice_loss(-sure, target)) > 0.9  # everything wrong (eps: 1 of 17)
+    # none predicted: BCE is small (few camel pixels), Dice is the worst possible
+    nothing = torch.full_like(target, -30.0)
+    assert float(dice_loss(nothing, target)) > 0.9
+    assert float(torch.nn.functional.binary_cross_entropy_with_logits(nothing, target)) < 2.0
+    assert float(dice_loss(nothing, torch.zeros_like(target))) < 1e-6  # no camel, none predicted

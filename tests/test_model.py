@@ -39,6 +39,18 @@ def test_output_is_two_maps_at_half_the_input_size(width, size):
     assert torch.equal(torch.cat([mask, depth], 1), out)
 
 
+def test_output_stride_1_predicts_at_the_input_size_with_one_more_block():
+    seed, full = CamelUNet(8), CamelUNet(8, output_stride=1)
+    out = full(torch.randn(2, 6, 64, 64))
+    assert out.shape == (2, 2, 64, 64)
+    # the seed's blocks are all still there, plus up0 (2w -> w, w -> w)
+    extra = count_parameters(full) - count_parameters(seed)
+    assert extra == (2 * 8 * 8 * 9 + 8 * 8 * 9) + 2 * (2 * 8), extra
+    assert set(seed.state_dict()) < set(full.state_dict())
+    with pytest.raises(ValueError, match="output_stride"):
+        CamelUNet(8, output_stride=4)
+
+
 def test_input_size_must_be_a_multiple_of_32():
     with pytest.raises(ValueError, match="multiple of 32"):
         CamelUNet(8)(torch.randn(1, 6, 48, 48))

@@ -15,7 +15,8 @@ from evacamel import predict
 from evacamel.cli import main as cli_main
 from evacamel.evaluate import evaluate, format_metrics, predict_samples, score_samples
 from evacamel.predict import load_model, predict_pair, prepare_pair
-from evacamel.train import Trainer
+from evacamel.profiles import get_profile
+from evacamel.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +137,18 @@ def test_predict_pair_any_size_returns_maps_at_that_size(trained):
         predict_pair(ckpt, torch.zeros(50, 77), torch.zeros(50, 77))
     with pytest.raises(ValueError, match="at least"):
         predict_pair(ckpt, torch.zeros(3, 1, 1), torch.zeros(3, 1, 1))
+
+
+def test_a_full_resolution_model_trains_saves_and_predicts_at_the_input_size(tmp_path):
+    """``output_stride=1``: targets at the input size all the way through the checkpoint."""
+    trainer = Trainer(tiny_config(tmp_path, epochs=1, output_stride=1), fake_data(n_train=16, output_stride=1),
+                      progress=False, verbose=False)
+    trainer.fit()
+    model = load_model(tmp_path / "last.pt", "cpu")
+    assert (model.input_size, model.output_size, model.model.output_stride) == (SIZE, SIZE, 1)
+    picked = predict_samples(model.model, FakeCamels(2, seed=2, output_stride=1), model.transform, [0])
+    assert picked["mask_prob"].shape[-2:] == (SIZE, SIZE)
+    assert TrainConfig.from_profile(get_profile("cpu").replace(output_stride=1)).output_stride == 1
 
 
 def test_predict_pair_is_the_evaluated_prediction(trained):

@@ -18,6 +18,7 @@ from evacamel.depth_units import PNG_STEPS_PER_M
 from evacamel.dataset.format import INDEX_COLUMNS, load_sample, read_index, read_meta, read_sources
 from evacamel.dataset.write import ensure_dataset, finalize_dataset, write_dataset
 from evacamel.profiles import get_profile
+from evacamel.world.compose import SEED_SIDE_RANGE
 
 TINY = get_profile("quick").replace(n_backgrounds=6, n_camels=6, samples=40, source_size=64,
                                     depth_size=64, camel_size=64)
@@ -433,3 +434,19 @@ def test_more_zip_parts_than_samples_is_refused(tmp_path: Path):
     with pytest.raises(ValueError, match="zip_parts=10: more parts than the 3 samples"):
         _write(tmp_path / "ds", zip_parts=10, profile=TINY.replace(samples=3))
     assert not (tmp_path / "ds").exists()
+
+
+def test_mixed_mode_pastes_some_camels_the_seeds_way_and_stands_the_others(tmp_path: Path):
+    """``mixed``: each sample drawn; seed-mode ones have no distance and the seed's size."""
+    out = _write(tmp_path / "ds", profile=TINY.replace(compose_mode="mixed"))
+    rows = read_index(out)
+    seed_like = [r for r in rows if r["distance_m"] is None]
+    standing = [r for r in rows if r["distance_m"] is not None]
+    assert read_meta(out)["compose_mode"] == "mixed"
+    assert 5 <= len(seed_like) <= len(rows) - 5, len(seed_like)  # 50% of 40: both kinds present
+    lo, hi = SEED_SIDE_RANGE
+    S = TINY.source_size
+    assert all(lo * S - 1e-3 <= float(r["w"]) <= hi * S + 1e-3 for r in seed_like)
+    assert all(float(r["distance_m"]) > 0 for r in standing)
+    with pytest.raises(ValueError, match="mode='sideways'"):
+        _write(tmp_path / "bad", mode="sideways")

@@ -73,8 +73,8 @@ def test_run_folder_has_history_and_checkpoints_that_describe_themselves(tmp_pat
     csv_lines = (tmp_path / "history.csv").read_text().splitlines()
     assert len(csv_lines) == 3 and "mask_iou" in csv_lines[0]
     ckpt = load_checkpoint(tmp_path / "best.pt")
-    assert ckpt["model_config"] == {"width": 4, "in_channels": 6, "input_size": 32,
-                                    "output_size": 16}
+    assert ckpt["model_config"] == {"width": 4, "in_channels": 6, "output_stride": 2,
+                                    "input_size": 32, "output_size": 16}
     assert ckpt["normalization"]["mean"] == [0.5] * 6
     assert ckpt["best"]["metric"] == "mask_iou"
     ious = [r["mask_iou"] for r in trainer.history]
@@ -107,7 +107,8 @@ def test_config_comes_from_the_profile_and_overrides_win():
 
 @pytest.mark.parametrize("field, value", [("width", 0), ("warmup", 1.0), ("warmup", -0.1),
                                           ("epochs", 0), ("batch_size", 0), ("lr", 0.0),
-                                          ("checkpoint_every", -1), ("augment", "some")])
+                                          ("checkpoint_every", -1), ("augment", "some"),
+                                          ("output_stride", 4)])
 def test_config_refuses_values_that_cannot_train(tmp_path, field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
         tiny_config(tmp_path, **{field: value})

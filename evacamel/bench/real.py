@@ -46,11 +46,13 @@ __all__ = ["Configuration", "CONFIGURATIONS", "measure_configuration", "measure_
 
 @dataclass(frozen=True)
 class Configuration:
-    """A profile (``base``) with ``changes`` (any :class:`~evacamel.profiles.Profile` field)."""
+    """A profile (``base``) with ``changes`` (any :class:`~evacamel.profiles.Profile` field),
+    trained with ``train`` (any :class:`~evacamel.train.TrainConfig` field) changed."""
 
     name: str
     base: str
     changes: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
 
     def profile(self) -> Profile:
         return get_profile(self.base).replace(**self.changes)
@@ -61,6 +63,13 @@ CONFIGURATIONS = {c.name: c for c in (
     Configuration("quick-wide", "quick", {"world": "wide", "blend": "realistic"}),
     Configuration("cpu-classic", "cpu", {"world": "classic", "blend": "paste"}),
     Configuration("cpu-wide", "cpu", {"world": "wide", "blend": "realistic"}),
+    Configuration("cpu-mixed", "cpu", {"world": "wide", "blend": "realistic", "compose_mode": "mixed"}),
+    Configuration("cpu-mixed-full", "cpu", {"world": "wide", "blend": "realistic", "compose_mode": "mixed",
+                                            "output_stride": 1}),
+    Configuration("cpu-mixed-dice", "cpu", {"world": "wide", "blend": "realistic", "compose_mode": "mixed"},
+                  {"dice_weight": 10.0}),
+    Configuration("cpu-mixed-full-dice", "cpu", {"world": "wide", "blend": "realistic", "compose_mode": "mixed",
+                                                 "output_stride": 1}, {"dice_weight": 10.0}),
     Configuration("cpu-wide-96", "cpu", {"world": "wide", "blend": "realistic", "input_size": 96,
                                          "source_size": 192, "depth_size": 192, "epochs": 10}),
     Configuration("cpu-wide-w24", "cpu", {"world": "wide", "blend": "realistic", "width": 24,
@@ -73,7 +82,8 @@ def _dataset(profile: Profile, work: Path, world: str | None = None) -> Path:
     """The profile's dataset in ``work`` (made once), in its own world or ``world``'s."""
     p = profile if world is None else profile.replace(world=world, blend="paste" if world == "classic"
                                                       else "realistic")
-    root = work / "data" / f"{p.name}-{p.world}-{p.blend}-{p.samples}-{p.source_size}"
+    mode = "" if p.compose_mode == "perspective" else f"-{p.compose_mode}"
+    root = work / "data" / f"{p.name}-{p.world}-{p.blend}{mode}-{p.samples}-{p.source_size}"
     return ensure_dataset(p, root, progress=False)
 
 
@@ -81,7 +91,8 @@ def _test_profile(profile: Profile) -> Profile:
     """Whose test splits every configuration is measured on: the quick profile's (400
     samples of 10 held-out backgrounds and camels) at ``profile``'s image sizes."""
     return get_profile("quick").replace(source_size=profile.source_size, input_size=profile.input_size,
-                                        depth_size=profile.depth_size, camel_size=profile.camel_size)
+                                        depth_size=profile.depth_size, camel_size=profile.camel_size,
+                                        output_stride=profile.output_stride)
 
 
 def measure_configuration(config: Configuration, work: str | Path) -> dict[str, float]:
@@ -91,7 +102,7 @@ def measure_configuration(config: Configuration, work: str | Path) -> dict[str, 
     root = _dataset(profile, work)
     data = training_data(profile, root=root, progress=False, device="cpu")
     cfg = TrainConfig.from_profile(profile, out=str(work / "runs" / config.name), data=str(root),
-                                   device="cpu")
+                                   device="cpu", **config.train)
     trainer = Trainer(cfg, data, progress=False, verbose=False)
     wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit()

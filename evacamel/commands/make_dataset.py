@@ -42,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zip-parts", type=non_negative_int, default=0, metavar="N",
                    help="also write N zip parts dataset_0.zip.. and dataset_bg.zip, as the seed shipped")
     p.add_argument("--clahe", action="store_true", help="equalise background brightness (CLAHE), as the seed")
-    p.add_argument("--mode", choices=("perspective", "seed"), default=None,
-                   help="perspective: camels stand on the terrain (default); seed: the seed's recipe")
+    p.add_argument("--mode", choices=("perspective", "seed", "mixed"), default=None,  # plan.COMPOSE_MODES
+                   help="perspective: camels stand on the terrain; seed: the seed's recipe (a large "
+                        "square anywhere); mixed: each sample one or the other; default: the profile's")
     p.add_argument("--world", choices=("classic", "wide", "held-out"), default=None,
                    help="procedural world: classic dunes; wide (rock, gravel, roads, mesas, "
                         "structures, photographic looks, wider camels); held-out (wide scenes "

@@ -28,7 +28,16 @@ from evacamel.profiles import Profile
 from evacamel.world.params import WorldParams, world_params, world_record
 
 __all__ = ["Plan", "SampleFiles", "make_plan", "derive_seed", "default_chunk_size", "group_size",
-           "P_BG_SEED", "P_FG_SEED", "P_CHUNK"]
+           "P_BG_SEED", "P_FG_SEED", "P_CHUNK", "COMPOSE_MODES", "MIXED_SEED_SHARE", "sample_mode"]
+
+COMPOSE_MODES = ("perspective", "seed", "mixed")
+"""How a dataset's camels are placed (:mod:`evacamel.world.compose`): ``perspective``
+(standing on the terrain), ``seed`` (the seed's recipe: a large square anywhere), or
+``mixed``: each sample drawn, ``seed`` with probability :data:`MIXED_SEED_SHARE`. Real
+composites (a student's own pairs, the original project's) are pasted the seed's way;
+``mixed`` trains on both."""
+
+MIXED_SEED_SHARE = 0.5
 
 # Purposes of derived random streams (never reorder: they fix the dataset's bytes).
 P_BG_SEED, P_FG_SEED, _P_SPLIT_BG, _P_SPLIT_FG, _P_PAIRS, P_CHUNK = 1, 2, 3, 4, 5, 6
@@ -38,6 +47,14 @@ def derive_seed(*keys: int) -> int:
     """A 63-bit seed from integer keys (``numpy.random.SeedSequence``): independent streams."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+def sample_mode(mode: str, generator: torch.Generator) -> str:
+    """The compose mode of one sample of a ``mode`` dataset: ``mode`` itself, or for
+    ``"mixed"`` one draw from ``generator`` (before the sample's placement)."""
+    if mode != "mixed":
+        return mode
+    return "seed" if float(torch.rand(1, generator=generator)) < MIXED_SEED_SHARE else "perspective"
 
 
 def default_chunk_size(source_size: int) -> int:
@@ -225,9 +242,9 @@ def _choose_mode(mode: str | None, profile: Profile, folders: FolderSources,
     """The compose mode: the seed's recipe with your own backgrounds (no camera, no depth)."""
     if mode is None:
         mode = "seed" if own_backgrounds else profile.compose_mode
-    if mode not in ("perspective", "seed"):
-        raise ValueError(f"mode={mode!r}: choose 'perspective' or 'seed'")
-    if own_backgrounds and mode == "perspective":
+    if mode not in COMPOSE_MODES:
+        raise ValueError(f"mode={mode!r}: choose one of {', '.join(COMPOSE_MODES)}")
+    if own_backgrounds and mode != "seed":
         raise ValueError(f"{folders.backgrounds}: your own backgrounds have no camera and no "
                          "depth, so camels cannot stand on their ground; use mode='seed' "
                          "(--mode seed)")

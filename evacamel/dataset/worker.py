@@ -29,7 +29,7 @@ from evacamel.dataset.codec import (encode_depth, encode_mask, encode_rgb, encod
                                     float01_to_hwc_uint8, read_image, resize_depth, resize_rgba)
 from evacamel.dataset.format import (SOURCES_NAME, WORK, format_number, read_sources,
                                      resolve_in_dataset, rows_to_csv)
-from evacamel.dataset.plan import P_BG_SEED, P_CHUNK, P_FG_SEED, Plan, SampleFiles, derive_seed
+from evacamel.dataset.plan import P_BG_SEED, P_CHUNK, P_FG_SEED, Plan, SampleFiles, derive_seed, sample_mode
 from evacamel.dataset.sources import load_background, load_cutout
 from evacamel.depth_units import FAR_M, png_to_meters
 from evacamel.world import (Backgrounds, Camera, CamelSprite, Look, render_backgrounds,
@@ -354,9 +354,10 @@ class Worker:
                             seeds=[self.sources()["backgrounds"][i]["seed"]],
                             looks=None if bg.look is None else [bg.look])
         sprite = self.sprite(j)
-        pl = sample_placements(scene, [sprite], mode=plan.mode, generator=gen,
+        mode = sample_mode(plan.mode, gen)
+        pl = sample_placements(scene, [sprite], mode=mode, generator=gen,
                                blend=plan.world.blend)[0]
-        comp = compose(scene, [sprite], [pl], mode=plan.mode,
+        comp = compose(scene, [sprite], [pl], mode=mode,
                        out=self.composite(plan.profile.source_size))
         files = plan.sample_rels(k)
         self._write_sample_files(files, i, bg.rgb_u8, comp, self._sprite_box(pl))
