@@ -177,7 +177,7 @@ class TrainConfig:
         p = get_profile(profile)
         values = dict(profile=p.name, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
                       width=p.width, input_size=p.input_size, output_stride=p.output_stride,
-                      num_workers=p.num_workers,
+                      dice_weight=p.dice_weight, num_workers=p.num_workers,
                       seed=p.seed)
         for key, value in overrides.items():
             if key not in {f.name for f in dataclasses.fields(cls)}:

@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--mask-weight", type=non_negative_float, help="BCE weight (seed: 10)")
     m.add_argument("--dssim-weight", type=non_negative_float, help="DSSIM weight (seed: 100)")
     m.add_argument("--l1-weight", type=non_negative_float, help="L1 weight (seed: 0.1)")
+    m.add_argument("--dice-weight", type=non_negative_float, help="mask Dice weight (seed: 0)")
+    m.add_argument("--output-stride", type=int, choices=(1, 2),
+                   help="input side / output side: 2 (the seed) or 1 (masks at the input's side)")
     s = p.add_argument_group("speed and checkpoints")
     s.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     s.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"),
@@ -67,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 _OPTIONS = ("epochs", "batch_size", "lr", "schedule", "warmup", "optimizer", "weight_decay",
             "accum_steps", "seed", "augment", "width", "input_size", "mask_weight",
-            "dssim_weight", "l1_weight", "device", "amp", "channels_last", "compile",
+            "dssim_weight", "l1_weight", "dice_weight", "output_stride", "device", "amp", "channels_last", "compile",
             "num_workers", "checkpoint_every", "best_metric", "data", "out")
 """The options that are :class:`evacamel.train.TrainConfig` fields."""
 
