@@ -75,6 +75,7 @@ from evacamel.evaluate import LOSS_TERMS, evaluate, loss_sums, mean_losses
 from evacamel.footprint import (MemoryFit, choose_micro_batch, cuda_step_peak, footprint,
                                 memory_budget, random_batch)
 from evacamel.loading.prepare import AUGMENTATIONS, TrainData, training_data
+from evacamel.loading.render import loader_options
 from evacamel.losses import CamelLoss, LossTerms
 from evacamel.metrics import METRIC_DIRECTION
 from evacamel.model import OUTPUT_STRIDES, CamelUNet, split_outputs
@@ -405,9 +406,9 @@ class Trainer:
     def _loader(self, sampler: EpochSampler) -> DataLoader:
         """A loader over the training set in ``sampler``'s order (a generator of its own, so
         making it never touches the global RNG that augmentation draws from)."""
-        workers = self.cfg.num_workers
+        workers, pin = loader_options(self.data.train_set, self.cfg.num_workers, self.device)
         return DataLoader(self.data.train_set, batch_size=self.micro_batch, sampler=sampler,
-                          num_workers=workers, pin_memory=self.device.type == "cuda",
+                          num_workers=workers, pin_memory=pin,
                           collate_fn=self.data.collate_fn, drop_last=False,
                           persistent_workers=False, prefetch_factor=4 if workers else None,
                           generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch))

@@ -1,0 +1,73 @@
+"""The profile's ``data="render"`` switch: training_data -> Trainer -> evaluation, no files."""
+
+from __future__ import annotations
+
+import torch
+
+import evacamel.loading.stream as stream_module
+from evacamel.loading.prepare import training_data
+from evacamel.loading.render import RenderedSplit, plan_seeds
+from evacamel.profiles import get_profile
+from evacamel.train import TrainConfig, Trainer, stop_after
+
+PROFILE = get_profile("quick").replace(data="render", n_backgrounds=6, n_camels=6, samples=24,
+                                       source_size=64, depth_size=64, camel_size=64, input_size=32,
+                                       test_fraction=0.34, batch_size=4, width=8)
+
+
+def test_only_the_full_profile_renders():
+    assert get_profile("full").data == "render"
+    assert get_profile("quick").data == "files" and get_profile("cpu").data == "files"
+
+
+def test_render_profile_trains_and_evaluates_without_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # anything written by mistake would land here
+    data = training_data(PROFILE, device="cpu", progress=False)
+    seeds = plan_seeds(PROFILE)
+    assert isinstance(data.train_set, RenderedSplit) and isinstance(data.test_set, RenderedSplit)
+    assert (len(data.train_set), len(data.test_set)) == (seeds["train"].samples, seeds["test"].samples)
+    assert len(data.train_set) + len(data.test_set) == PROFILE.samples
+    cfg = TrainConfig.from_profile(PROFILE, epochs=1, device="cpu", out=str(tmp_path / "run"))
+    trainer = Trainer(cfg, data, progress=False, verbose=False)
+    trainer.fit(on_step=stop_after(2))
+    assert trainer.global_step == 2
+    metrics = trainer.evaluate()
+    assert 0.0 <= metrics["mask_iou"] <= 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no dataset was written
+
+
+def test_sample_is_a_function_of_its_index():
+    data = training_data(PROFILE, device="cpu", progress=False)
+    batch = data.train_set.__getitems__([5, 2, 7])
+    again = [data.train_set[i] for i in (5, 2, 7)]  # another order, one at a time
+    for key in ("image", "mask", "depth"):
+        assert torch.equal(batch[key].int(), torch.stack([a[key] for a in again]).int())
+    assert not torch.equal(batch["image"][0], batch["image"][1])
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (3, 6, 32, 32)
+    assert batch["depth"].dtype == torch.uint16 and batch["depth"].shape == (3, 1, 16, 16)
+
+
+def test_training_pools_hold_no_test_source(monkeypatch):
+    rendered: dict[str, list[int]] = {"bg": [], "fg": []}
+    real_bg, real_fg = stream_module.render_backgrounds, stream_module.render_camels
+
+    def spy_bg(seeds, *a, **k):
+        rendered["bg"].extend(seeds)
+        return real_bg(seeds, *a, **k)
+
+    def spy_fg(seeds, *a, **k):
+        rendered["fg"].extend(seeds)
+        return real_fg(seeds, *a, **k)
+
+    monkeypatch.setattr(stream_module, "render_backgrounds", spy_bg)
+    monkeypatch.setattr(stream_module, "render_camels", spy_fg)
+    data = training_data(PROFILE, device="cpu", progress=False)
+    seeds = plan_seeds(PROFILE)
+    train_pool = data.train_set.stream
+    assert set(train_pool._backgrounds.seeds) == set(seeds["train"].backgrounds)
+    assert set(rendered["bg"]) == set(seeds["train"].backgrounds) | set(seeds["test"].backgrounds)
+    assert set(rendered["fg"]) == set(seeds["train"].camels) | set(seeds["test"].camels)
+    test_seeds = set(seeds["test"].backgrounds) | set(seeds["test"].camels)
+    assert not set(train_pool._backgrounds.seeds) & test_seeds
+    assert not {train_pool._seed("camel", j) for j in range(train_pool.n_fg)} & test_seeds
+    assert data.test_set.stream.n_bg == len(seeds["test"].backgrounds)
