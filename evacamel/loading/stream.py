@@ -4,8 +4,9 @@ Rendering a desert background or a camel is the expensive part (about 0.1 s for 
 background on one core); pasting a camel is cheap. So the stream renders a *pool* of
 backgrounds and camels once (on the device) and composes every batch afresh: random
 (background, camel) pairs from the pool, fresh placements (distance, position, flip) from
-:func:`evacamel.world.compose.sample_placements`, then :func:`~evacamel.world.compose.compose`
-and the same resizing as the files (:func:`evacamel.loading.batch.make_batch`). With
+:func:`evacamel.world.compose.sample_placements`, then the batched compositor
+(:func:`~evacamel.world.compose_batch.compose_batched`: the whole batch in a few tensor ops,
+no Poisson blending) and the same resizing as the files (:func:`evacamel.loading.batch.make_batch`). With
 ``refresh_every=k``, one background and one camel of the pool are replaced by newly
 rendered ones every ``k`` batches, so over a long run the world never repeats.
 
@@ -30,7 +31,8 @@ import torch
 from evacamel.loading.batch import make_batch
 from evacamel.profiles import Profile, get_profile
 from evacamel.world import render_backgrounds, render_camels, world_params
-from evacamel.world.compose import Placement, compose, sample_placements
+from evacamel.world.compose import Placement, sample_placements
+from evacamel.world.compose_batch import compose_batched
 
 __all__ = ["SyntheticStream", "stream_seed"]
 
@@ -171,7 +173,7 @@ class SyntheticStream:
         and resized: a batch in the batch format (see the module doc), on the device."""
         self.pool()
         bgs = self._backgrounds[list(backgrounds)]
-        comp = compose(bgs, [self._camels[j] for j in camels], placements, mode=self.mode)
+        comp = compose_batched(bgs, [self._camels[j] for j in camels], placements, mode=self.mode)
         p = self.profile
         return make_batch(bgs.rgb, comp.fg_bg, comp.mask, comp.depth, p.input_size, p.output_size)
 
