@@ -71,3 +71,16 @@ def test_training_pools_hold_no_test_source(monkeypatch):
     assert not set(train_pool._backgrounds.seeds) & test_seeds
     assert not {train_pool._seed("camel", j) for j in range(train_pool.n_fg)} & test_seeds
     assert data.test_set.stream.n_bg == len(seeds["test"].backgrounds)
+
+
+def test_loaders_of_rendered_splits_take_no_workers_and_pin_nothing_made_on_a_gpu():
+    from types import SimpleNamespace
+
+    from evacamel.loading.render import loader_options
+
+    cuda = torch.device("cuda")  # only compared, never used: no GPU needed
+    on_gpu = RenderedSplit(SimpleNamespace(device=cuda), 8, seed=0)
+    on_cpu = RenderedSplit(SimpleNamespace(device=torch.device("cpu")), 8, seed=0)
+    assert loader_options(on_gpu, 4, cuda) == (0, False)   # CUDA does not fork; GPU memory is not pinned
+    assert loader_options(on_cpu, 4, cuda) == (0, True)
+    assert loader_options(torch.utils.data.TensorDataset(torch.zeros(2)), 4, cuda) == (4, True)
