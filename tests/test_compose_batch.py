@@ -101,3 +101,13 @@ def test_refuses_what_it_cannot_batch(world):
     small = render_camels([1], 32, device="cpu")
     with pytest.raises(ValueError, match="one size"):
         compose_batched(bgs[:2], [camels[0], small[0]], _placements(world, "seed")[:2], mode="seed")
+
+
+def test_bench_times_both_compositors_on_the_same_work():
+    from evacamel.bench.render import measure_compose
+    from evacamel.profiles import get_profile
+
+    tiny = get_profile("quick").replace(n_backgrounds=4, n_camels=4, samples=16, input_size=32)
+    per_sample, batched = measure_compose(tiny, batches=1, batch_size=4, device="cpu", pool=2)
+    assert (per_sample.items, batched.items) == (4, 4)
+    assert "per sample" in per_sample.name and "batched" in batched.name

@@ -30,7 +30,7 @@ import torch
 
 from evacamel.loading.batch import make_batch
 from evacamel.profiles import Profile, get_profile
-from evacamel.world import render_backgrounds, render_camels, world_params
+from evacamel.world import Backgrounds, render_backgrounds, render_camels, world_params
 from evacamel.world.compose import Placement, sample_placements
 from evacamel.world.compose_batch import compose_batched
 
@@ -167,13 +167,18 @@ class SyntheticStream:
                                generator=generator, blend=self.blend)[0]
         return b, f, pl
 
+    def pairs(self, backgrounds: Sequence[int], camels: Sequence[int]) -> tuple[Backgrounds, list]:
+        """The pool's ``backgrounds`` (a :class:`~evacamel.world.Backgrounds` batch) and
+        ``camels`` (a list of sprites), by index."""
+        self.pool()
+        return self._backgrounds[list(backgrounds)], [self._camels[j] for j in camels]
+
     def compose_pairs(self, backgrounds: Sequence[int], camels: Sequence[int],
                       placements: Sequence[Placement]) -> dict[str, torch.Tensor]:
         """The pool's ``backgrounds[i]`` with its ``camels[i]`` at ``placements[i]``, composed
         and resized: a batch in the batch format (see the module doc), on the device."""
-        self.pool()
-        bgs = self._backgrounds[list(backgrounds)]
-        comp = compose_batched(bgs, [self._camels[j] for j in camels], placements, mode=self.mode)
+        bgs, sprites = self.pairs(backgrounds, camels)
+        comp = compose_batched(bgs, sprites, placements, mode=self.mode)
         p = self.profile
         return make_batch(bgs.rgb, comp.fg_bg, comp.mask, comp.depth, p.input_size, p.output_size)
 
