@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import evacamel.loading.stream as stream_module
@@ -84,3 +85,34 @@ def test_loaders_of_rendered_splits_take_no_workers_and_pin_nothing_made_on_a_gp
     assert loader_options(on_gpu, 4, cuda) == (0, False)   # CUDA does not fork; GPU memory is not pinned
     assert loader_options(on_cpu, 4, cuda) == (0, True)
     assert loader_options(torch.utils.data.TensorDataset(torch.zeros(2)), 4, cuda) == (4, True)
+
+
+def test_a_model_trained_on_rendered_data_is_evaluated_on_the_rendered_test_split(monkeypatch):
+    from types import SimpleNamespace
+
+    import evacamel.predict as predict
+
+    calls = []
+    monkeypatch.setattr(predict, "rendered_split_of",
+                        lambda p, split: calls.append((p.name, p.data, p.input_size, split)) or "rendered")
+    monkeypatch.setattr(predict, "ensure_dataset", lambda *a, **k: pytest.fail("wrote a dataset"))
+    model = SimpleNamespace(info={"config": {"profile": "full", "data": None}}, input_size=128,
+                            output_size=64)
+    assert predict.open_split(model) == "rendered"
+    assert calls == [("full", "render", 128, "test")]
+
+
+def test_chapters_of_a_rendering_profile_read_a_small_dataset(tmp_path, monkeypatch):
+    import evacamel.loading.prepare as prepare
+    from evacamel.dataset.format import read_meta
+
+    monkeypatch.setenv("EVACAMEL_DATA", str(tmp_path))
+    monkeypatch.setitem(prepare.DEMO_SIZES, "samples", 12)
+    monkeypatch.setitem(prepare.DEMO_SIZES, "n_backgrounds", 4)
+    monkeypatch.setitem(prepare.DEMO_SIZES, "n_camels", 4)
+    root = prepare.chapter_dataset(PROFILE, progress=False)
+    assert root == tmp_path / "quick-demo"
+    assert read_meta(root)["counts"]["samples"] == 12
+    files = prepare.chapter_dataset(PROFILE.replace(data="files", samples=12, n_backgrounds=4,
+                                                    n_camels=4), progress=False)
+    assert files == tmp_path / "quick"  # a files profile: its own training data's folder

@@ -34,9 +34,15 @@ from evacamel.loading.pack import ensure_packed
 from evacamel.loading.render import rendered_training_data
 from evacamel.loading.stats import ensure_stats
 from evacamel.loading.traindata import AUGMENTATIONS, TrainData, make_transforms
+from evacamel.paths import dataset_dir
 from evacamel.profiles import Profile, get_profile
 
-__all__ = ["TrainData", "training_data", "make_transforms", "AUGMENTATIONS"]
+__all__ = ["TrainData", "training_data", "make_transforms", "AUGMENTATIONS", "chapter_dataset",
+           "DEMO_SIZES"]
+
+DEMO_SIZES = {"samples": 1000, "n_backgrounds": 12, "n_camels": 12}
+"""The files a rendering profile's chapters read (examples, statistics, baselines): this
+many samples of this many backgrounds and camels, at the profile's sizes and world."""
 
 
 def _prepare_files(profile: Profile, root: Path | None, progress: bool) -> tuple[Path, dict[str, Any]]:
@@ -79,3 +85,18 @@ def training_data(profile: Profile | str | None = None, *, root: str | os.PathLi
     train_tf, eval_tf, mean, std = make_transforms(stats, augment, device)
     return TrainData(train_set=train_set, test_set=test_set, train_transform=train_tf,
                      eval_transform=eval_tf, mean=mean, std=std, collate_fn=collate_for(train_set))
+
+
+def chapter_dataset(profile: Profile | str | None = None, *, progress: bool = True) -> Path:
+    """The dataset folder the chapters read (examples, statistics, baselines), made if missing.
+
+    Where the profile's ``data`` is ``"files"`` it is the training data's folder
+    (:func:`~evacamel.dataset.write.ensure_dataset`, ``data/<profile>``). Where it is
+    ``"render"`` (the full profile: trained on samples rendered on the GPU) it is a small
+    dataset of the same world and sizes (:data:`DEMO_SIZES`; ``data/<profile>-demo``): the
+    40,000 files of the whole plan would take minutes to write in every Colab session.
+    """
+    p = get_profile(profile)
+    if p.data == "files":
+        return ensure_dataset(p, progress=progress)
+    return ensure_dataset(p.replace(**DEMO_SIZES), dataset_dir(f"{p.name}-demo"), progress=progress)

@@ -46,7 +46,9 @@ from evacamel.loading.traindata import TrainData, make_transforms
 from evacamel.profiles import Profile, get_profile
 
 __all__ = ["SplitSeeds", "plan_seeds", "TensorBatches", "RenderedSplit", "render_split",
-           "rendered_training_data", "loader_options"]
+           "rendered_split_of", "rendered_training_data", "loader_options"]
+
+_SPLIT_KEYS = {"train": 1, "test": 2}
 
 STATS_SAMPLES = 2048
 """Rendered training samples the input normalisation is measured on."""
@@ -165,6 +167,20 @@ def rendered_split(profile: Profile, seeds: SplitSeeds, samples: int, *, seed: i
     return RenderedSplit(stream, samples, seed)
 
 
+def rendered_split_of(profile: Profile | str | None, split: str, *, seed: int | None = None,
+                      device: torch.device | str | None = None, pool: int = 128) -> RenderedSplit:
+    """The profile's ``split`` (``"train"`` or ``"test"``) as :func:`rendered_training_data`
+    gives it: the plan's sources and sample count, the same samples (default device: CUDA
+    if available, else the CPU)."""
+    p = get_profile(profile)
+    device = torch.device(device if device is not None else
+                          "cuda" if torch.cuda.is_available() else "cpu")
+    base = p.seed if seed is None else int(seed)
+    seeds = plan_seeds(p, base)[split]
+    return rendered_split(p, seeds, seeds.samples, seed=stream_seed(base, "placements", _SPLIT_KEYS[split]),
+                          device=device, pool=pool)
+
+
 def rendered_training_data(profile: Profile | str | None = None, *, train_samples: int | None = None,
                            test_samples: int | None = None, seed: int | None = None,
                            augment: str = "auto", device: torch.device | str | None = None,
@@ -189,8 +205,9 @@ def rendered_training_data(profile: Profile | str | None = None, *, train_sample
     seeds = plan_seeds(p, base)
     counts = {"train": train_samples, "test": test_samples}
     train, test = (rendered_split(p, seeds[s], seeds[s].samples if counts[s] is None else counts[s],
-                                  seed=stream_seed(base, "placements", k), device=device, pool=pool)
-                   for k, s in ((1, "train"), (2, "test")))
+                                  seed=stream_seed(base, "placements", _SPLIT_KEYS[s]), device=device,
+                                  pool=pool)
+                   for s in ("train", "test"))
     n = min(len(train), STATS_SAMPLES)
     stats = compute_stats((_cpu(train.__getitems__(list(range(i, min(i + 256, n)))))
                            for i in range(0, n, 256)), input_size=p.input_size, progress=False)

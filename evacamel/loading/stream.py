@@ -163,8 +163,11 @@ class SyntheticStream:
         self.pool()
         b = int(torch.randint(0, self.n_bg, (1,), generator=generator))
         f = int(torch.randint(0, self.n_fg, (1,), generator=generator))
-        pl = sample_placements(self._backgrounds[b], [self._camels[f]], mode=self.mode,
-                               generator=generator, blend=self.blend)[0]
+        bgs = self._backgrounds
+        one = Backgrounds(bgs.rgb[b:b + 1], bgs.depth[b:b + 1], [bgs.cameras[b]], [bgs.seeds[b]],
+                          looks=None if bgs.looks is None else [bgs.looks[b]])  # views, no copy
+        pl = sample_placements(one, [self._camels[f]], mode=self.mode, generator=generator,
+                               blend=self.blend)[0]
         return b, f, pl
 
     def pairs(self, backgrounds: Sequence[int], camels: Sequence[int]) -> tuple[Backgrounds, list]:
