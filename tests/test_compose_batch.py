@@ -111,3 +111,24 @@ def test_bench_times_both_compositors_on_the_same_work():
     per_sample, batched = measure_compose(tiny, batches=1, batch_size=4, device="cpu", pool=2)
     assert (per_sample.items, batched.items) == (4, 4)
     assert "per sample" in per_sample.name and "batched" in batched.name
+
+
+def test_looks_change_colours_on_the_camel_only(monkeypatch):
+    # The wide world's looks: mask and depth exactly the per-sample ones; outside the camel
+    # every pixel is the background's; on it, the look's edits (see the module doc).
+    from evacamel.world import world_params
+
+    monkeypatch.setattr(COMPOSE, "_resample_sprite", _float_resampler)
+    w = world_params("wide", "paste")
+    bgs = render_backgrounds(list(range(4)), S, device="cpu", scene=w.scene, look=w.look)
+    camels = render_camels(list(range(4)), 64, device="cpu", coat=w.camel)
+    pls = sample_placements(bgs, camels, generator=torch.Generator().manual_seed(1))
+    ref = compose(bgs, camels, pls)
+    out = compose_batched(bgs, camels, pls)
+    assert torch.equal(out.mask, ref.mask) and torch.equal(out.depth, ref.depth)
+    pasted = torch.zeros_like(out.mask, dtype=torch.bool)
+    for i, p in enumerate(pls):  # each camel's box
+        y0, x0 = max(0, int(p.y + 0.5)), max(0, int(p.x + 0.5))
+        pasted[i, :, y0:int(p.y + 0.5) + round(p.h), x0:int(p.x + 0.5) + round(p.w)] = True
+    assert torch.equal(out.fg_bg * ~pasted, ref.fg_bg * ~pasted)
+    assert float((out.fg_bg - ref.fg_bg).abs().max()) < 0.5

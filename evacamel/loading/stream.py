@@ -119,6 +119,7 @@ class SyntheticStream:
         fg_seeds = [self._seed("camel", j) for j in range(self.n_fg)]
         self._backgrounds = self._render_backgrounds(bg_seeds)
         self._camels = render_camels(fg_seeds, self.camel_size, device=self.device, coat=self.coat)
+        self._depth_cpu = self._backgrounds.depth.cpu()  # placements are drawn on the CPU
         self._next_bg, self._next_fg = self.n_bg, self.n_fg
 
     def _render_backgrounds(self, seeds: list[int]):
@@ -138,6 +139,7 @@ class SyntheticStream:
         bgs = self._backgrounds
         bgs.rgb[slot_bg] = new_bg.rgb[0]
         bgs.depth[slot_bg] = new_bg.depth[0]
+        self._depth_cpu[slot_bg] = new_bg.depth[0].cpu()
         bgs.cameras[slot_bg] = new_bg.cameras[0]
         bgs.seeds[slot_bg] = new_bg.seeds[0]
         if bgs.looks is not None:
@@ -164,8 +166,9 @@ class SyntheticStream:
         b = int(torch.randint(0, self.n_bg, (1,), generator=generator))
         f = int(torch.randint(0, self.n_fg, (1,), generator=generator))
         bgs = self._backgrounds
-        one = Backgrounds(bgs.rgb[b:b + 1], bgs.depth[b:b + 1], [bgs.cameras[b]], [bgs.seeds[b]],
-                          looks=None if bgs.looks is None else [bgs.looks[b]])  # views, no copy
+        # views, no copy; the depth's CPU copy: no device-to-host copy (a GPU sync) per sample
+        one = Backgrounds(bgs.rgb[b:b + 1], self._depth_cpu[b:b + 1], [bgs.cameras[b]],
+                          [bgs.seeds[b]], looks=None if bgs.looks is None else [bgs.looks[b]])
         pl = sample_placements(one, [self._camels[f]], mode=self.mode, generator=generator,
                                blend=self.blend)[0]
         return b, f, pl

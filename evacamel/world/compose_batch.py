@@ -28,7 +28,8 @@ What it does differently, by design:
   and vignette exactly as per sample (pointwise), but the look's blur, local contrast and
   sensor noise run over the whole image and are kept on the camel's pixels, where the
   per-sample compose runs them on the camel's box: near the box's edges the blur sees
-  the scene outside it, and the noise is another draw of the same strength.
+  the scene outside it, and the noise is another draw of the same strength (on the
+  device, in one call).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import torch
 from evacamel.world.background import Backgrounds
 from evacamel.world.camel import CamelSprite
 from evacamel.world.compose import Composite, Placement, _check_mode, _check_pairs, _ray_lengths
-from evacamel.world.looks import local_contrast, look_colors, sensor_noise, soften, vignette_factor
+from evacamel.world.looks import local_contrast, look_colors, soften, vignette_factor
 
 __all__ = ["compose_batched", "resample_boxes"]
 
@@ -218,12 +219,23 @@ def _camel_colors(pm: torch.Tensor, a: torch.Tensor, on: torch.Tensor, before: t
     return torch.where((strength > 0).view(-1, 1, 1, 1), dressed, pm)
 
 
+def _sensor_noise(looks: list, rgb: torch.Tensor, salt: int) -> torch.Tensor:
+    """``B x 3 x S x S``: the noise of :func:`~evacamel.world.looks.sensor_noise` (luminance
+    plus weaker colour noise, each look's strength), drawn on ``rgb``'s device in one call
+    from a generator seeded by ``salt`` (not per look on the CPU)."""
+    B, _, S, _ = rgb.shape
+    g = torch.Generator(device=rgb.device).manual_seed(salt % 2**63)
+    n = torch.randn(B, 4, S, S, generator=g, device=rgb.device, dtype=rgb.dtype)
+    strength = torch.tensor([k.noise for k in looks], dtype=rgb.dtype, device=rgb.device)
+    return (n[:, :1] + 0.35 * n[:, 1:]) * strength.view(-1, 1, 1, 1)
+
+
 def _finish_looks(rgb: torch.Tensor, on: torch.Tensor, looks: list, salt: int) -> torch.Tensor:
     """The looks' blur, local contrast and noise over the whole images, kept on ``on``."""
     S = rgb.shape[-1]
     done = local_contrast(soften(rgb, looks, S), looks, S)
     if any(k.noise > 0 for k in looks):
-        done = (done + sensor_noise(looks, (S, S), rgb.device, salt=salt)).clamp(0, 1)
+        done = (done + _sensor_noise(looks, rgb, salt)).clamp(0, 1)
     return torch.where(on, done, rgb)
 
 
