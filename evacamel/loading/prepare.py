@@ -40,7 +40,7 @@ from evacamel.profiles import Profile, get_profile
 __all__ = ["TrainData", "training_data", "make_transforms", "AUGMENTATIONS", "chapter_dataset",
            "DEMO_SIZES"]
 
-DEMO_SIZES = {"samples": 1000, "n_backgrounds": 12, "n_camels": 12}
+DEMO_SIZES = {"samples": 600, "n_backgrounds": 8, "n_camels": 8}
 """The files a rendering profile's chapters read (examples, statistics, baselines): this
 many samples of this many backgrounds and camels, at the profile's sizes and world."""
 
