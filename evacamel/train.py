@@ -813,7 +813,8 @@ def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | N
         trainer.restore(resume)
     if verbose and dist_info.is_main:  # before the long part: what it needs, how long it takes
         run = cfg.data_profile().replace(batch_size=cfg.batch_size, width=cfg.width)
-        print(footprint(run, root=cfg.data or paths.dataset_dir(cfg.profile),
+        files = cfg.data or (None if run.data == "render" else paths.dataset_dir(cfg.profile))
+        print(footprint(run, root=files,
                         device=trainer.device,
                         train_samples=len(data.train_set), fit=trainer.memory_fit,
                         epochs=cfg.epochs).table(), flush=True)

@@ -116,3 +116,12 @@ def test_chapters_of_a_rendering_profile_read_a_small_dataset(tmp_path, monkeypa
     files = prepare.chapter_dataset(PROFILE.replace(data="files", samples=12, n_backgrounds=4,
                                                     n_camels=4), progress=False)
     assert files == tmp_path / "quick"  # a files profile: its own training data's folder
+
+
+def test_footprint_of_a_rendering_run_counts_no_files():
+    from evacamel.footprint import footprint
+
+    rendered = footprint("full", device="cpu", gpu_name="T4", gpu_memory_bytes=15 * 10**9).table()
+    assert "no dataset: samples rendered" in rendered and "packed cache" not in rendered
+    files = footprint("full", root="data/full", device="cpu").table()  # a dataset named: files
+    assert "packed cache" in files and "no dataset" not in files
