@@ -125,3 +125,18 @@ def test_footprint_of_a_rendering_run_counts_no_files():
     assert "no dataset: samples rendered" in rendered and "packed cache" not in rendered
     files = footprint("full", root="data/full", device="cpu").table()  # a dataset named: files
     assert "packed cache" in files and "no dataset" not in files
+
+
+def test_placements_are_drawn_once_per_sample(monkeypatch):
+    from evacamel.loading.render import rendered_split_of
+
+    split = rendered_split_of(PROFILE, "test", device="cpu")
+    calls = []
+    real = split.stream.draw_sample
+    monkeypatch.setattr(split.stream, "draw_sample", lambda g: calls.append(1) or real(g))
+    first = split.__getitems__([1, 4])
+    again = split.__getitems__([4, 1, 2])
+    assert len(calls) == 3  # samples 1 and 4 drawn once, then 2
+    assert torch.equal(again["image"][0], first["image"][1]) and torch.equal(again["mask"][1], first["mask"][0])
+    with pytest.raises(IndexError):
+        split.__getitems__([len(split)])
