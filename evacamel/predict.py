@@ -310,7 +310,8 @@ def open_split(model: LoadedModel, data: str | os.PathLike | Dataset | None = No
         profile = (model.info.get("config") or {}).get("profile") or "quick"
         cfg_data = (model.info.get("config") or {}).get("data")
         if cfg_data is None and get_profile(profile).data == "render":  # trained on rendered data
-            return rendered_split_of(get_profile(profile).replace(input_size=model.input_size), split)
+            sizes = dict(input_size=model.input_size, output_stride=model.input_size // model.output_size)
+            return rendered_split_of(get_profile(profile).replace(**sizes), split)
         data = cfg_data or ensure_dataset(profile)
     return open_dataset(data, split, input_size=model.input_size, output_size=model.output_size)
 

@@ -94,12 +94,13 @@ def test_a_model_trained_on_rendered_data_is_evaluated_on_the_rendered_test_spli
 
     calls = []
     monkeypatch.setattr(predict, "rendered_split_of",
-                        lambda p, split: calls.append((p.name, p.data, p.input_size, split)) or "rendered")
+                        lambda p, split: calls.append((p.name, p.data, p.input_size, p.output_size, split))
+                        or "rendered")
     monkeypatch.setattr(predict, "ensure_dataset", lambda *a, **k: pytest.fail("wrote a dataset"))
     model = SimpleNamespace(info={"config": {"profile": "full", "data": None}}, input_size=128,
                             output_size=64)
     assert predict.open_split(model) == "rendered"
-    assert calls == [("full", "render", 128, "test")]
+    assert calls == [("full", "render", 128, 64, "test")]
 
 
 def test_chapters_of_a_rendering_profile_read_a_small_dataset(tmp_path, monkeypatch):
