@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from evacamel.colab import progress_bar
 from evacamel.loading.loader import collate_for
+from evacamel.loading.render import loader_options
 from evacamel.losses import CamelLoss, LossTerms
 from evacamel.metrics import (METRIC_DESCRIPTIONS, METRIC_NAMES, MetricAccumulator,
                               per_sample_depth_ssim, per_sample_iou)
@@ -81,8 +82,9 @@ def _loader(dataset: Dataset, order: Sequence[int], batch_size: int, collate_fn:
             num_workers: int, device: torch.device) -> DataLoader:
     # A generator of its own: making the loader's iterator draws a seed from it, and
     # must not draw from the global RNG that training augmentation uses.
+    num_workers, pin = loader_options(dataset, num_workers, device)
     return DataLoader(dataset, batch_size=batch_size, sampler=order, collate_fn=collate_fn,
-                      num_workers=num_workers, pin_memory=device.type == "cuda",
+                      num_workers=num_workers, pin_memory=pin,
                       prefetch_factor=4 if num_workers else None,
                       generator=torch.Generator().manual_seed(0))
 

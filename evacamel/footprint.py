@@ -246,24 +246,31 @@ class Footprint:
     train_seconds: float | None
     peak_tflops: float | None
     measured: set[str] = field(default_factory=set)
+    rendered: bool = False
+    """The samples are rendered on the device as they are read (``Profile.data``): no files."""
 
     def _mark(self, name: str) -> str:
         return "" if name in self.measured else "~"
 
     def table(self) -> str:
         """A small table: disk, RAM, GPU memory, expected time (estimates marked ``~``)."""
+        rows = self._data_rows() + [("GPU memory per step", self._gpu_line()),
+                                    ("expected training time", self._time_line())]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join([f"footprint of the {self.profile} profile (~ = estimate)"]
+                         + [f"  {k:<{width}}  {v}" for k, v in rows])
+
+    def _data_rows(self) -> list[tuple[str, str]]:
         gb = 1e9
-        rows = [("disk: dataset", f"{self._mark('dataset')}{self.dataset_bytes / gb:.2f} GB"),
+        if self.rendered:
+            return [("disk and RAM", "no dataset: samples rendered on the device as training "
+                                     "reads them (its backgrounds and camels: ~0.1 GB)")]
+        return [("disk: dataset", f"{self._mark('dataset')}{self.dataset_bytes / gb:.2f} GB"),
                 ("disk: packed cache", f"{self.packed_bytes / gb:.2f} GB "
                                        f"({'on disk' if 'packed' in self.measured else 'exact size once packed'})"),
                 ("RAM", f"{self.ram_bytes / gb:.1f} GB in the machine; the packed cache is "
                         + ("memory-mapped and fits" if self.packed_bytes < 0.8 * self.ram_bytes
-                           else "larger: batches are read from disk")),
-                ("GPU memory per step", self._gpu_line()),
-                ("expected training time", self._time_line())]
-        width = max(len(k) for k, _ in rows)
-        return "\n".join([f"footprint of the {self.profile} profile (~ = estimate)"]
-                         + [f"  {k:<{width}}  {v}" for k, v in rows])
+                           else "larger: batches are read from disk"))]
 
     def _gpu_line(self) -> str:
         where = (f"on {self.gpu_name} ({self.gpu_total_bytes / 2**30:.1f} GiB)"
@@ -286,7 +293,8 @@ def footprint(profile: Profile | str | None = None, *, root: str | os.PathLike |
     """The footprint of ``profile``'s training run.
 
     Args:
-        root: its dataset folder: sizes measured if it exists, estimated otherwise.
+        root: its dataset folder: sizes measured if it exists, estimated otherwise;
+            ``None`` for a profile whose ``data`` is ``"render"``: no files at all.
         device: where it trains (default: CUDA if available); a CUDA device gives the GPU's
             name and memory.
         gpu_name: estimate for this GPU instead (e.g. ``"T4"`` on a machine without one).
@@ -303,6 +311,7 @@ def footprint(profile: Profile | str | None = None, *, root: str | os.PathLike |
                    gpu_name=gpu_name or "", gpu_total_bytes=gpu_memory_bytes or 0, gpu_step_bytes=0.0,
                    micro_batch=p.batch_size, accum_steps=1, train_seconds=None, peak_tflops=None)
     _disk(fp, p, Path(root) if root is not None else None)
+    fp.rendered = p.data == "render" and root is None  # as training_data decides
     if device.type == "cuda" and gpu_name is None:
         props = torch.cuda.get_device_properties(device)
         fp.gpu_name, fp.gpu_total_bytes = props.name, props.total_memory

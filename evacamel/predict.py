@@ -46,6 +46,7 @@ from evacamel.depth_units import FAR_M, NEAR_M, target_to_meters
 from evacamel.distributed import resolve_device
 from evacamel.loading.batch import make_image
 from evacamel.loading.loader import open_dataset
+from evacamel.loading.render import rendered_split_of
 from evacamel.loading.transforms import EvalTransform, normalize, stats_from_normalization
 from evacamel.metrics import seed_depth_accuracy_to_ssim
 from evacamel.model import CamelUNet, split_outputs
@@ -308,6 +309,9 @@ def open_split(model: LoadedModel, data: str | os.PathLike | Dataset | None = No
     if data is None:
         profile = (model.info.get("config") or {}).get("profile") or "quick"
         cfg_data = (model.info.get("config") or {}).get("data")
+        if cfg_data is None and get_profile(profile).data == "render":  # trained on rendered data
+            sizes = dict(input_size=model.input_size, output_stride=model.input_size // model.output_size)
+            return rendered_split_of(get_profile(profile).replace(**sizes), split)
         data = cfg_data or ensure_dataset(profile)
     return open_dataset(data, split, input_size=model.input_size, output_size=model.output_size)
 

@@ -75,6 +75,7 @@ from evacamel.evaluate import LOSS_TERMS, evaluate, loss_sums, mean_losses
 from evacamel.footprint import (MemoryFit, choose_micro_batch, cuda_step_peak, footprint,
                                 memory_budget, random_batch)
 from evacamel.loading.prepare import AUGMENTATIONS, TrainData, training_data
+from evacamel.loading.render import loader_options
 from evacamel.losses import CamelLoss, LossTerms
 from evacamel.metrics import METRIC_DIRECTION
 from evacamel.model import OUTPUT_STRIDES, CamelUNet, split_outputs
@@ -405,9 +406,9 @@ class Trainer:
     def _loader(self, sampler: EpochSampler) -> DataLoader:
         """A loader over the training set in ``sampler``'s order (a generator of its own, so
         making it never touches the global RNG that augmentation draws from)."""
-        workers = self.cfg.num_workers
+        workers, pin = loader_options(self.data.train_set, self.cfg.num_workers, self.device)
         return DataLoader(self.data.train_set, batch_size=self.micro_batch, sampler=sampler,
-                          num_workers=workers, pin_memory=self.device.type == "cuda",
+                          num_workers=workers, pin_memory=pin,
                           collate_fn=self.data.collate_fn, drop_last=False,
                           persistent_workers=False, prefetch_factor=4 if workers else None,
                           generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch))
@@ -812,7 +813,8 @@ def train(profile: str | Profile | None = None, *, resume: str | os.PathLike | N
         trainer.restore(resume)
     if verbose and dist_info.is_main:  # before the long part: what it needs, how long it takes
         run = cfg.data_profile().replace(batch_size=cfg.batch_size, width=cfg.width)
-        print(footprint(run, root=cfg.data or paths.dataset_dir(cfg.profile),
+        files = cfg.data or (None if run.data == "render" else paths.dataset_dir(cfg.profile))
+        print(footprint(run, root=files,
                         device=trainer.device,
                         train_samples=len(data.train_set), fit=trainer.memory_fit,
                         epochs=cfg.epochs).table(), flush=True)

@@ -6,7 +6,7 @@ import torch
 
 from evacamel.dataset.format import read_sources
 from evacamel.dataset.write import ensure_dataset
-from evacamel.loading.render import TensorBatches, plan_seeds, render_split, rendered_training_data
+from evacamel.loading.render import plan_seeds, render_split, rendered_training_data
 from evacamel.profiles import get_profile
 
 PROFILE = get_profile("quick").replace(n_backgrounds=6, n_camels=6, samples=24, source_size=64,
@@ -14,8 +14,13 @@ PROFILE = get_profile("quick").replace(n_backgrounds=6, n_camels=6, samples=24, 
                                        test_fraction=0.34)
 
 
-def _equal(a: TensorBatches, b: TensorBatches) -> bool:
-    return all(torch.equal(getattr(a, k).int(), getattr(b, k).int()) for k in ("image", "mask", "depth"))
+def _all(data) -> dict[str, torch.Tensor]:
+    return data.__getitems__(list(range(len(data))))
+
+
+def _equal(a, b) -> bool:
+    x, y = _all(a), _all(b)
+    return all(torch.equal(x[k].int(), y[k].int()) for k in ("image", "mask", "depth"))
 
 
 def test_split_is_the_written_datasets(tmp_path):
@@ -36,12 +41,12 @@ def test_rendered_data_is_deterministic_and_held_out():
     two = rendered_training_data(PROFILE, train_samples=10, test_samples=6, device="cpu", pool=3)
     assert len(one.train_set) == 10 and len(one.test_set) == 6
     assert _equal(one.train_set, two.train_set) and _equal(one.test_set, two.test_set)
-    assert not torch.equal(one.train_set.image[:6], one.test_set.image)  # the splits differ
+    assert not torch.equal(_all(one.train_set)["image"][:6], _all(one.test_set)["image"])  # the splits differ
     other = rendered_training_data(PROFILE, train_samples=10, test_samples=6, device="cpu",
                                    pool=3, seed=5)
     assert not _equal(one.train_set, other.train_set)
     assert len(one.mean) == 6 and all(s > 0 for s in one.std)
-    batch = one.train_set[[0, 3]]
+    batch = one.train_set.__getitems__([0, 3])
     assert batch["image"].shape == (2, 6, 32, 32) and batch["image"].dtype == torch.uint8
     assert batch["depth"].shape == (2, 1, 16, 16) and batch["depth"].dtype == torch.uint16
 

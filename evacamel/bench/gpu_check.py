@@ -14,6 +14,10 @@ batch 128), in about 5 minutes:
   against the 13 GB target;
 * a time-boxed full-profile training on GPU-rendered data with its held-out metrics.
 
+The T4 rehearsal and the time-boxed training take their data where the chapters do,
+:func:`evacamel.loading.prepare.training_data` with ``data="render"``: rendered on the
+device as the Trainer reads it.
+
 Without CUDA the same code runs at toy sizes on the CPU (quick profile, a few steps; about
 half a minute on 2 cores), says so in the title and in every row that could not run, and
 gives labelled *estimates* for a T4 instead of measurements. CI runs that mode. The exit
@@ -39,8 +43,8 @@ from evacamel.cli_args import positive_float
 from evacamel.bench.render import measure_render
 from evacamel.bench.train import fitting_batch, measure_our_loop, measure_seed_loop, mfu
 from evacamel.footprint import footprint, gpu_peak_tflops, random_batch
-from evacamel.loading.prepare import TrainData
-from evacamel.loading.render import TensorBatches, plan_seeds, rendered_training_data
+from evacamel.loading.prepare import TrainData, training_data
+from evacamel.loading.render import TensorBatches, plan_seeds
 from evacamel.loading.transforms import EvalTransform
 from evacamel.model import CamelUNet
 from evacamel.profiles import Profile, get_profile
@@ -92,7 +96,7 @@ def setup_for(device: torch.device, train_seconds: float | None = None) -> Setup
                      test_samples=512, pool=128)
     quick = get_profile("quick").replace(batch_size=8)
     return Setup(device, quick, toy, bench_steps=2, train_seconds=train_seconds or 8.0,
-                 train_samples=128, test_samples=32, pool=6)
+                 train_samples=128, test_samples=32, pool=8)
 
 
 def _random_data(p: Profile, n_train: int, n_test: int, device: torch.device) -> TrainData:
@@ -287,7 +291,10 @@ def check_t4(s: Setup, out: Path) -> list[Row]:
     torch.cuda.set_per_process_memory_fraction(min(1.0, T4_BYTES / total), s.device)
     try:
         p = s.profile
-        t = _trainer(p, s, out / "t4", _random_data(p, p.batch_size, 64, s.device))
+        # the chapters' data path on a GPU (rendered where it trains), its memory included
+        data = training_data(p.replace(data="render", samples=p.batch_size + 64), device=s.device,
+                             progress=False)
+        t = _trainer(p, s, out / "t4", data)
         rows = [_memory_row("ch05 training step (auto micro-batch)",
                             _peak(s, lambda: t.fit(on_step=stop_after(1))),
                             f"micro-batch {t.micro_batch} x {t.accum_steps}, {t.amp_dtype}")]
@@ -310,9 +317,13 @@ def check_training(s: Setup, out: Path, train_rate: float, render_rate: float) -
     n_train = min(s.train_samples, max(2 * p.batch_size, fits))
     n_test = min(s.test_samples, max(32, n_train // 8))
     t0 = time.perf_counter()
-    data = rendered_training_data(p, train_samples=n_train, test_samples=n_test,
-                                  device=s.device, pool=s.pool)
-    seeds = plan_seeds(s.profile)
+    # the chapters' path: training_data renders for a profile whose data is "render"
+    rendered_profile = p.replace(data="render", samples=n_train + n_test,
+                                 n_backgrounds=min(p.n_backgrounds, s.pool),
+                                 n_camels=min(p.n_camels, s.pool))
+    data = training_data(rendered_profile, device=s.device, progress=False)
+    n_train, n_test = len(data.train_set), len(data.test_set)
+    seeds = plan_seeds(rendered_profile)
     held_out = not (set(seeds["train"].backgrounds) & set(seeds["test"].backgrounds)
                     or set(seeds["train"].camels) & set(seeds["test"].camels))
     rendered = time.perf_counter() - t0
@@ -326,7 +337,8 @@ def check_training(s: Setup, out: Path, train_rate: float, render_rate: float) -
     return [Row("time-boxed training", "held-out split", "ok" if held_out else "FAIL",
                 f"{len(seeds['test'].backgrounds)} test backgrounds, "
                 f"{len(seeds['test'].camels)} test camels never in training",
-                f"{n_train}+{n_test} samples rendered in {rendered:.0f} s"),
+                f"{n_train}+{n_test} samples rendered as read (pools and statistics: "
+                f"{rendered:.0f} s)"),
             Row("time-boxed training", f"{p.name} profile, {s.train_seconds:.0f} s",
                 "ok" if math.isfinite(metrics["mask_iou"]) else "FAIL",
                 f"mask IoU {metrics['mask_iou']:.3f}, depth SSIM {metrics['depth_ssim']:.3f}, "

@@ -7,6 +7,12 @@ rendered once (timed apart: a one-off per session), then every batch is composed
 at the training size. Training is :meth:`evacamel.train.Trainer.train_step` (our loop:
 uint8 batches, channels_last and autocast on CUDA) on random batches of the same size.
 A ratio >= 1 means the GPU never waits for data.
+
+It also times the two compositors on the same pairs and placements: the per-sample
+:func:`evacamel.world.compose.compose` (a Python loop of small tensor ops: on a GPU,
+bound by kernel launches) against the batched
+:func:`evacamel.world.compose_batch.compose_batched` the stream uses. Without CUDA it
+runs on the CPU and says so.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from evacamel.bench.train import measure_our_loop
 from evacamel.loading.render import plan_seeds
 from evacamel.loading.stream import SyntheticStream
 from evacamel.profiles import get_profile
+from evacamel.world.compose import compose
+from evacamel.world.compose_batch import compose_batched
 
 HELP = "samples/s of rendering training data on the device vs the training step's samples/s"
 
-__all__ = ["measure_render", "render_vs_train", "add_arguments", "main"]
+__all__ = ["measure_render", "measure_compose", "render_vs_train", "add_arguments", "main"]
 
 
 def measure_render(profile: Any = None, batches: int = 4, *, batch_size: int | None = None,
@@ -44,7 +52,7 @@ def measure_render(profile: Any = None, batches: int = 4, *, batch_size: int | N
                              background_seeds=seeds.backgrounds, camel_seeds=seeds.camels)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     t0 = time.perf_counter()
-    stream._render_pool()
+    stream.pool()
     if sync:
         sync()
     pool_seconds = time.perf_counter() - t0
@@ -58,6 +66,35 @@ def measure_render(profile: Any = None, batches: int = 4, *, batch_size: int | N
     m = measure(f"render on {device.type} (compose at {p.input_size} px)", lambda: run(batches),
                 warmup=lambda: run(1), sync=sync)
     return m, pool_seconds
+
+
+def measure_compose(profile: Any = None, batches: int = 2, *, batch_size: int | None = None,
+                    device: str | torch.device | None = None, pool: int = 16
+                    ) -> tuple[Measurement, Measurement]:
+    """``(per-sample, batched)``: :func:`~evacamel.world.compose.compose` and
+    :func:`~evacamel.world.compose_batch.compose_batched` timed on the same ``batches``
+    batches of pairs and placements (drawn beforehand, not timed)."""
+    p = get_profile(profile)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    bs = batch_size or p.batch_size
+    seeds = plan_seeds(p)["train"]
+    stream = SyntheticStream(p, batch_size=bs, seed=2, device=device,
+                             pool_backgrounds=min(pool, len(seeds.backgrounds)),
+                             pool_camels=min(pool, len(seeds.camels)),
+                             background_seeds=seeds.backgrounds, camel_seeds=seeds.camels)
+    g = torch.Generator().manual_seed(0)
+    drawn = [list(zip(*(stream.draw_sample(g) for _ in range(bs)))) for _ in range(batches)]
+    work = [(*stream.pairs(bi, fi), list(pls)) for bi, fi, pls in drawn]
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+
+    def timed(name: str, fn) -> Measurement:
+        def run() -> int:
+            for bgs, sprites, pls in work:
+                fn(bgs, sprites, pls, mode=stream.mode)
+            return batches * bs
+        return measure(f"{name} on {device.type}", run, warmup=run, sync=sync)
+
+    return timed("compose, per sample", compose), timed("compose_batched", compose_batched)
 
 
 def render_vs_train(profile: Any = None, *, batches: int = 4, steps: int = 5,
@@ -86,4 +123,10 @@ def main(args: argparse.Namespace) -> int:
           f"(once per session)")
     print_comparison("rendering vs training (ratio >= 1: the model never waits for data)",
                      train, render)
+    per_sample, batched = measure_compose(p, batch_size=args.batch_size, device=args.device)
+    print_comparison("compositing: per sample vs batched (same pairs and placements)",
+                     per_sample, batched)
+    if not torch.cuda.is_available():
+        print("CPU mode: no CUDA device here, every rate above is the CPU's (on a GPU the "
+              "per-sample compose is bound by kernel launches: run it there for the GPU's ratio)")
     return 0
