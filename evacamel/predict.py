@@ -351,9 +351,11 @@ def render_new_pairs(profile: Any = None, n: int = 4, *, size: int | None = None
             seeds.append(s)
     backgrounds = render_backgrounds(seeds[:n], size)
     camels = render_camels(seeds[n:], p.camel_size)
-    placements = sample_placements(backgrounds, camels, mode=p.compose_mode,
+    # camels stand on their ground in the scenes of a "mixed" profile (half of its data)
+    mode = "perspective" if p.compose_mode == "mixed" else p.compose_mode
+    placements = sample_placements(backgrounds, camels, mode=mode,
                                    generator=torch.Generator().manual_seed(seed))
-    comp = compose(backgrounds, camels, placements, mode=p.compose_mode)
+    comp = compose(backgrounds, camels, placements, mode=mode)
     return {"bg": backgrounds.rgb, "fg_bg": comp.fg_bg, "mask": comp.mask, "depth_m": comp.depth}
 
 

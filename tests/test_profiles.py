@@ -1,5 +1,7 @@
 import pytest
 
+from evacamel.dataset.plan import COMPOSE_MODES
+from evacamel.model import OUTPUT_STRIDES
 from evacamel.profiles import PROFILES, Profile, default_profile_name, get_profile
 
 
@@ -29,11 +31,12 @@ def test_unknown_profile_lists_the_known_ones():
 def test_profiles_are_consistent(name):
     p = get_profile(name)
     assert isinstance(p, Profile) and p.name == name
-    assert p.input_size % 32 == 0 and p.output_size * 2 == p.input_size
+    assert p.input_size % 32 == 0 and p.output_size * p.output_stride == p.input_size
+    assert p.output_stride in OUTPUT_STRIDES
     assert p.source_size >= p.input_size and p.depth_size >= p.output_size
     assert 0 < p.test_fraction < 0.5
     assert p.image_format in {"jpg", "png"}
-    assert p.compose_mode in {"perspective", "seed"}
+    assert p.compose_mode in COMPOSE_MODES and p.dice_weight >= 0
 
 
 def test_full_profile_has_the_seed_sizes():
