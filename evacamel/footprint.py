@@ -132,11 +132,12 @@ def memory_budget(device: torch.device, fraction: float = BUDGET_FRACTION) -> in
     return int(fraction * max(0.0, min(free + cached, cap - allocated)))
 
 
-def random_batch(batch: int, input_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def random_batch(batch: int, input_size: int, generator: torch.Generator,
+                 output_stride: int = 2) -> dict[str, torch.Tensor]:
     """A batch in the loader format (``image`` uint8 B x 6 x S x S, ``mask`` uint8 and
-    ``depth`` uint16 B x 1 x S/2 x S/2) of random values, on the CPU: for probes and
-    benchmarks, where only the sizes matter."""
-    s = input_size // 2
+    ``depth`` uint16 B x 1 x s x s, ``s = S / output_stride``) of random values, on the
+    CPU: for probes and benchmarks, where only the sizes matter."""
+    s = input_size // output_stride
     return {"image": torch.randint(0, 256, (batch, 6, input_size, input_size), dtype=torch.uint8,
                                    generator=generator),
             "mask": torch.randint(0, 256, (batch, 1, s, s), dtype=torch.uint8, generator=generator),
@@ -149,10 +150,11 @@ def random_batch(batch: int, input_size: int, generator: torch.Generator) -> dic
 # ----------------------------------------------------------------------------------------
 
 
-def packed_bytes(samples: int, input_size: int) -> int:
+def packed_bytes(samples: int, input_size: int, output_stride: int = 2) -> int:
     """Bytes of a packed cache's arrays (:mod:`evacamel.loading.pack`) for ``samples`` rows:
-    uint8 6 x S x S image, uint8 mask and uint16 depth at S/2 (plus three small headers)."""
-    s = input_size // 2
+    uint8 6 x S x S image, uint8 mask and uint16 depth at S / ``output_stride`` (plus three
+    small headers)."""
+    s = input_size // output_stride
     return samples * (6 * input_size ** 2 + s * s + 2 * s * s)
 
 
@@ -187,22 +189,22 @@ def gpu_peak_tflops(name: str) -> tuple[str, float] | None:
     return None
 
 
-def train_flops(width: int, input_size: int) -> int:
+def train_flops(width: int, input_size: int, output_stride: int = 2) -> int:
     """FLOPs of one training sample (forward + backward) of a width-``width`` U-Net,
     counted on the meta device (no memory, no compute)."""
     with torch.device("meta"):
-        model = CamelUNet(width=width)
+        model = CamelUNet(width=width, output_stride=output_stride)
     return flops_per_sample(model, input_size, backward=True)
 
 
-def activation_bytes_per_sample(width: int, input_size: int,
-                                dtype: torch.dtype = torch.float32) -> int:
+def activation_bytes_per_sample(width: int, input_size: int, dtype: torch.dtype = torch.float32,
+                                output_stride: int = 2) -> int:
     """Bytes autograd saves for backward per sample (the part of a step's memory that
     grows with the batch), counted on the meta device with the model in ``dtype``
     (``bfloat16``/``float16`` approximate autocast). An estimate: cudnn workspace and
     allocator fragmentation come on top."""
     with torch.device("meta"):
-        model = CamelUNet(width=width).to(dtype).train()
+        model = CamelUNet(width=width, output_stride=output_stride).to(dtype).train()
         x = torch.zeros(2, 6, input_size, input_size, dtype=dtype)
     seen: dict[int, int] = {}
     weights = {id(t) for t in model.parameters()}  # in the fixed part, not per sample
@@ -320,14 +322,14 @@ def footprint(profile: Profile | str | None = None, *, root: str | os.PathLike |
     known = gpu_peak_tflops(fp.gpu_name) if fp.gpu_name else None
     if known is not None:
         fp.peak_tflops = known[1]
-        fp.train_seconds = expected_train_seconds(train_flops(p.width, p.input_size),
+        fp.train_seconds = expected_train_seconds(train_flops(p.width, p.input_size, p.output_stride),
                                                   (epochs or p.epochs) * samples, known[1])
     return fp
 
 
 def _disk(fp: Footprint, p: Profile, root: Path | None) -> None:
     """Dataset and packed-cache sizes: measured under ``root`` if it holds them."""
-    packed = packed_dir(root, p.input_size) if root is not None else None
+    packed = packed_dir(root, p.input_size, p.output_size) if root is not None else None
     if root is not None and root.is_dir():
         fp.dataset_bytes = folder_bytes(root, skip=lambda e: e.name.startswith("packed-"))
         fp.measured.add("dataset")
@@ -339,7 +341,7 @@ def _disk(fp: Footprint, p: Profile, root: Path | None) -> None:
         fp.packed_bytes = folder_bytes(packed)
         fp.measured.add("packed")
     else:
-        fp.packed_bytes = packed_bytes(p.samples, p.input_size)
+        fp.packed_bytes = packed_bytes(p.samples, p.input_size, p.output_stride)
 
 
 def _gpu_memory(fp: Footprint, p: Profile, fit: MemoryFit | None) -> None:
@@ -351,9 +353,9 @@ def _gpu_memory(fp: Footprint, p: Profile, fit: MemoryFit | None) -> None:
         fp.measured.add("gpu")
         return
     with torch.device("meta"):
-        params = sum(t.numel() for t in CamelUNet(width=p.width).parameters())
+        params = sum(t.numel() for t in CamelUNet(width=p.width, output_stride=p.output_stride).parameters())
     half = torch.bfloat16 if fp.gpu_name else torch.float32
-    per_sample = PEAK_OVER_SAVED * activation_bytes_per_sample(p.width, p.input_size, half)
+    per_sample = PEAK_OVER_SAVED * activation_bytes_per_sample(p.width, p.input_size, half, p.output_stride)
     fixed = 16 * params  # fp32 weights, gradients and Adam's two moments
     if fp.gpu_total_bytes:
         est = choose_micro_batch(p.batch_size, lambda b: fixed + b * per_sample,

@@ -77,7 +77,7 @@ class Profile:
 
     # -- the model -------------------------------------------------------------------
     input_size: int
-    """Model input side (6 channels: bg + fg_bg). The output side is half of it."""
+    """Model input side (6 channels: bg + fg_bg). The output side is ``input_size / output_stride``."""
     width: int
     """Base channel count of the U-Net; 64 is the seed model (5,649,664 parameters)."""
 

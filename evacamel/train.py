@@ -385,7 +385,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(0)
 
         def step(micro_batch: int) -> None:
-            batch = random_batch(micro_batch, self.cfg.input_size, generator)
+            batch = random_batch(micro_batch, self.cfg.input_size, generator, self.cfg.output_stride)
             x, mask, depth = self.data.eval_transform(self._to_device(batch))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -591,7 +591,8 @@ class Trainer:
             {"config": self.cfg.as_dict(), "best": self.best, "epochs": self.history},
             indent=2).encode())
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(self.history[0]))
+        columns = list(dict.fromkeys(k for row in self.history for k in row))  # old rows may lack some
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(self.history)
         atomic_write(out / "history.csv", buf.getvalue().encode())
@@ -645,7 +646,10 @@ class Trainer:
             self.epoch = int(state["epoch"])
             self.step_in_epoch = int(state["step_in_epoch"])
             self.global_step = int(state["global_step"])
-            self.epoch_sums = state["epoch_sums"].clone()
+            # a run saved before the Dice term has one loss sum fewer: its Dice sum starts at 0
+            saved_sums = state["epoch_sums"]
+            self.epoch_sums = torch.zeros_like(self.epoch_sums)
+            self.epoch_sums[:len(saved_sums)] = saved_sums
             self.history = list(state["history"])
             self.best = dict(state["best"])
             self._rng_to_restore = state["rng"]
@@ -727,8 +731,9 @@ def resume_config(checkpoint: str | os.PathLike, *, out: str | os.PathLike | Non
     try:
         cfg = TrainConfig(**saved)
         with torch.device("meta"):  # shapes only: nothing allocated, before any data is made
-            check_weights(CamelUNet(width=cfg.width).state_dict(), state.get("model"),
-                          f"width-{cfg.width} CamelUNet")
+            model = CamelUNet(width=cfg.width, in_channels=cfg.in_channels,
+                              output_stride=cfg.output_stride)
+            check_weights(model.state_dict(), state.get("model"), f"width-{cfg.width} CamelUNet")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{checkpoint}: cannot continue this run ({_first_line(exc)})") from exc
     return cfg

@@ -173,3 +173,13 @@ def test_train_prints_the_footprint_of_the_run_before_training(tmp_path, capsys)
     # the trainer's per-epoch table starts with its header (evacamel.train.EPOCH_HEADER)
     assert out.index("footprint of the quick profile") < out.index(EPOCH_HEADER)
     assert "micro-batch 8 x 1" in out and "no GPU here" in out
+
+
+def test_a_full_resolution_model_is_sized_as_one():
+    """``output_stride=1`` (the cpu profile): targets at the input's side, one more block."""
+    g = torch.Generator().manual_seed(0)
+    batch = random_batch(2, 32, g, output_stride=1)
+    assert batch["mask"].shape == batch["depth"].shape == (2, 1, 32, 32)
+    assert random_batch(2, 32, g)["mask"].shape == (2, 1, 16, 16)
+    assert train_flops(8, 64, output_stride=1) > 1.3 * train_flops(8, 64)
+    assert packed_bytes(10, 32, output_stride=1) == 10 * (6 + 1 + 2) * 32 * 32

@@ -115,3 +115,16 @@ def test_bad_values_are_refused_in_one_line(tmp_path: Path, capsys, monkeypatch)
     assert _run("--out", str(tmp_path / "ds"), "--samples", "3", "--zip-parts", "10") == 1
     assert "more parts than the 3 samples" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
+
+
+def test_mode_choices_are_the_plans_compose_modes():
+    """The command lists its --mode choices without importing torch; they must stay the plan's."""
+    import argparse
+
+    from evacamel.commands import make_dataset
+    from evacamel.dataset.plan import COMPOSE_MODES
+
+    parser = argparse.ArgumentParser()
+    make_dataset.add_arguments(parser)
+    mode = next(a for a in parser._actions if a.dest == "mode")
+    assert tuple(mode.choices) == COMPOSE_MODES

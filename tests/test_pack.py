@@ -32,6 +32,17 @@ def root(source, tmp_path) -> Path:
     return out
 
 
+def test_caches_for_two_output_sizes_live_side_by_side(root):
+    """A stride-2 and a full-resolution model train on one dataset: neither cache may
+    replace the other (one folder per input size once did, under a running training)."""
+    half = pack_dataset(root, S, workers=0, progress=False)
+    full = pack_dataset(root, S, S, workers=0, progress=False)
+    assert half == root / f"packed-{S}" and full == root / f"packed-{S}-{S}"
+    assert find_packed(root, S) == half and find_packed(root, S, S) == full
+    assert PackedDataset(half, "train")[0]["mask"].shape[-1] == S // 2
+    assert PackedDataset(full, "train")[0]["mask"].shape[-1] == S
+
+
 def test_packed_equals_decoded_files(root):
     folder = pack_dataset(root, S, workers=0, chunk_rows=6, progress=False)
     assert folder == packed_dir(root, S) == root / f"packed-{S}"

@@ -148,7 +148,7 @@ def test_a_full_resolution_model_trains_saves_and_predicts_at_the_input_size(tmp
     assert (model.input_size, model.output_size, model.model.output_stride) == (SIZE, SIZE, 1)
     picked = predict_samples(model.model, FakeCamels(2, seed=2, output_stride=1), model.transform, [0])
     assert picked["mask_prob"].shape[-2:] == (SIZE, SIZE)
-    assert TrainConfig.from_profile(get_profile("cpu").replace(output_stride=1)).output_stride == 1
+    assert TrainConfig.from_profile(get_profile("quick").replace(output_stride=1)).output_stride == 1
 
 
 def test_predict_pair_is_the_evaluated_prediction(trained):

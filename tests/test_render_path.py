@@ -141,3 +141,16 @@ def test_placements_are_drawn_once_per_sample(monkeypatch):
     assert torch.equal(again["image"][0], first["image"][1]) and torch.equal(again["mask"][1], first["mask"][0])
     with pytest.raises(IndexError):
         split.__getitems__([len(split)])
+
+
+def test_the_demo_dataset_of_the_full_profile_holds_nothing_its_training_renders():
+    """Chapter 06 scores a full-profile model on the demo's test split: those backgrounds and
+    camels must be unseen (the demo once shared the plan's seed: 2 of 2 were trained on)."""
+    from evacamel.loading.prepare import DEMO_SEED_OFFSET, DEMO_SIZES
+
+    full = get_profile("full")
+    trained = plan_seeds(full)["train"]
+    demo = plan_seeds(full.replace(**DEMO_SIZES, seed=full.seed + DEMO_SEED_OFFSET))
+    for split in ("train", "test"):
+        assert not set(demo[split].backgrounds) & set(trained.backgrounds)
+        assert not set(demo[split].camels) & set(trained.camels)

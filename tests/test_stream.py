@@ -61,3 +61,8 @@ def test_stream_seeds_differ_from_dataset_seeds():
 def test_unlimited_has_no_len():
     with pytest.raises(TypeError, match="no length"):
         len(SyntheticStream(PROFILE))
+
+
+def test_a_mixed_profile_is_refused_in_one_line_naming_the_files_path():
+    with pytest.raises(ValueError, match="'mixed'.*make-dataset"):
+        SyntheticStream(get_profile("cpu"), max_batches=1)

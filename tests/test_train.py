@@ -302,3 +302,36 @@ def test_train_command_stops_resumes_beside_the_checkpoint_and_refuses_bad_argum
         with pytest.raises(SystemExit) as info:
             main(["train", *bad])
         assert info.value.code == 2 and f"argument {bad[0]}" in capsys.readouterr().err
+
+
+def test_a_full_resolution_run_with_dice_resumes_to_the_same_weights(tmp_path):
+    """The cpu profile's model (``output_stride=1``, Dice) continues after a disconnect."""
+    data = fake_data(output_stride=1)
+    options = dict(output_stride=1, dice_weight=10.0)
+    whole = Trainer(tiny_config(tmp_path / "whole", **options), data, progress=False, verbose=False)
+    whole.fit()
+    crashed = Trainer(tiny_config(tmp_path / "resumed", **options), data, progress=False, verbose=False)
+    crashed.fit(on_step=stop_after(4))
+    cfg = resume_config(tmp_path / "resumed" / "last.pt")
+    assert (cfg.output_stride, cfg.dice_weight) == (1, 10.0)
+    resumed = Trainer.resume(tmp_path / "resumed" / "last.pt", data, progress=False, verbose=False)
+    resumed.fit()
+    _assert_same_state(whole, resumed)
+    assert "train_dice" in whole.history[-1]
+
+
+def test_a_checkpoint_from_before_the_dice_term_resumes(tmp_path):
+    """Saved by the previous version: one loss sum fewer, history rows without Dice."""
+    crashed = _run(tmp_path, stop_at=4)
+    path = tmp_path / "last.pt"
+    state = load_checkpoint(path)
+    state["epoch_sums"] = state["epoch_sums"][:-1]
+    for row in state["history"]:
+        row.pop("train_dice"), row.pop("test_dice")
+    state["config"].pop("dice_weight"), state["config"].pop("output_stride")
+    torch.save(state, path)
+    resumed = Trainer.resume(path, fake_data(), progress=False, verbose=False)
+    resumed.fit()
+    assert resumed.finished and crashed.global_step == 4
+    header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
+    assert "train_dice" in header and "mask_iou" in header

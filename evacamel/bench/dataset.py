@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backgrounds", type=positive_int, default=8, help="backgrounds rendered first")
     p.add_argument("--camels", type=positive_int, default=8, help="camels rendered first")
     p.add_argument("--workers", type=positive_int, default=None, help="write_dataset processes (default: all)")
-    p.add_argument("--mode", choices=("perspective", "seed"), default=None)
+    p.add_argument("--mode", choices=("perspective", "seed", "mixed"), default=None)
     p.add_argument("--keep", default=None, metavar="DIR", help="write here and keep the output")
 
 
@@ -130,8 +130,9 @@ def main(args: argparse.Namespace) -> int:
         naive_cpu = _cpu_seconds() - cpu0
 
         mode = args.mode or profile.compose_mode
-        extra = ("terrain placement, occlusion by nearer terrain, contact shadow"
-                 if mode == "perspective" else "seed placement, no occlusion")
+        extra = {"perspective": "terrain placement, occlusion by nearer terrain, contact shadow",
+                 "seed": "seed placement, no occlusion",
+                 "mixed": "each sample terrain or seed placement"}[mode]
         print("What each side does per sample:")
         print(f"  write_dataset: {mode} mode: {extra}, antialiased paste; writes fg_bg "
               f"{profile.image_format} + mask PNG + 16-bit depth PNG")

@@ -102,7 +102,7 @@ def setup_for(device: torch.device, train_seconds: float | None = None) -> Setup
 def _random_data(p: Profile, n_train: int, n_test: int, device: torch.device) -> TrainData:
     """Random batch-format samples (only sizes matter) with a plain normalisation."""
     g = torch.Generator().manual_seed(0)
-    train, test = (TensorBatches(*random_batch(n, p.input_size, g).values()) for n in (n_train, n_test))
+    train, test = (TensorBatches(*random_batch(n, p.input_size, g, p.output_stride).values()) for n in (n_train, n_test))
     tf = EvalTransform(None).to(device)
     return TrainData(train_set=train, test_set=test, train_transform=tf, eval_transform=tf,
                      mean=tf.mean.flatten().tolist(), std=tf.std.flatten().tolist(),

@@ -55,10 +55,12 @@ def _training_data(data: str | None, model: object, profile: str) -> object:
     refused before the proxy is written (minutes), not after."""
     from pathlib import Path
 
-    from evacamel.dataset.write import ensure_dataset
     from evacamel.loading.loader import open_dataset
+    from evacamel.loading.prepare import chapter_dataset
 
-    data = data or model.info["config"].get("data") or ensure_dataset(profile)
+    # a rendering profile's run has no training files: its chapters' small dataset (never
+    # trained on) stands in for the synthetic test and the baseline's fit
+    data = data or model.info["config"].get("data") or chapter_dataset(profile)
     if not Path(data).is_dir():
         raise FileNotFoundError(f"{data}: not a dataset folder (from --data or the checkpoint); "
                                 "name the network's training dataset with --data")

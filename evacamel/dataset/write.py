@@ -217,8 +217,9 @@ def write_dataset(out: str | os.PathLike, profile: Profile | str | None = None, 
         zip_parts: also write ``dataset_0.zip`` ... ``dataset_<N-1>.zip`` and
             ``dataset_bg.zip`` (the seed shipped 10 parts).
         clahe: equalise the backgrounds' brightness with CLAHE (the seed's step).
-        mode: ``"perspective"`` or ``"seed"`` (default: the profile's; ``"seed"`` with
-            your own backgrounds).
+        mode: one of :data:`~evacamel.dataset.plan.COMPOSE_MODES`, ``"perspective"``,
+            ``"seed"`` or ``"mixed"`` (default: the profile's; ``"seed"`` with your own
+            backgrounds).
         chunk_size: samples per chunk (default :func:`default_chunk_size`); part of the
             dataset's identity (other chunks, other random draws).
         world: ``"classic"`` or ``"wide"`` (default: the profile's), the procedural

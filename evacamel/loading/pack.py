@@ -5,7 +5,7 @@ packed cache does that work once: every row of ``dataset_info.csv`` is decoded, 
 with area filtering to the batch format and stored in three ``.npy`` files that are
 memory-mapped when read, so a batch costs one memory copy per row and array::
 
-    <dataset>/packed-<S>/
+    <dataset>/packed-<S>/       (packed-<S>-<s> where s is not S/2)
       image.npy      uint8  N x 6 x S x S   (bg RGB, fg_bg RGB)
       mask.npy       uint8  N x 1 x s x s
       depth.npy      uint16 N x 1 x s x s   (meters_to_target * 65535)
@@ -72,9 +72,12 @@ _CHUNKS = "chunks"
 _ARRAYS = {"image": "image.npy", "mask": "mask.npy", "depth": "depth.npy"}
 
 
-def packed_dir(root: str | os.PathLike, input_size: int) -> Path:
-    """Where the cache for ``input_size`` lives: ``<root>/packed-<S>``."""
-    return Path(root) / f"packed-{int(input_size)}"
+def packed_dir(root: str | os.PathLike, input_size: int, output_size: int | None = None) -> Path:
+    """Where the cache for these sizes lives: ``<root>/packed-<S>`` for targets at half the
+    input's side (the seed U-Net's), ``<root>/packed-<S>-<s>`` for any other ``s``."""
+    S = int(input_size)
+    s = int(output_size or S // 2)
+    return Path(root) / (f"packed-{S}" if s == S // 2 else f"packed-{S}-{s}")
 
 
 def _sha256(data: bytes) -> str:
@@ -139,7 +142,7 @@ def find_packed(root: str | os.PathLike, input_size: int,
     """The cache folder for these sizes if it is finished and made from the dataset as it
     is now (fingerprint match); else ``None``. A cache without its source beside it
     (e.g. shipped alone) is trusted as it is."""
-    folder = packed_dir(root, input_size)
+    folder = packed_dir(root, input_size, output_size)
     try:
         manifest = read_manifest(folder)
     except (FileNotFoundError, ValueError):
@@ -272,7 +275,7 @@ def pack_dataset(root: str | os.PathLike, input_size: int, output_size: int | No
     if input_size < 2 or chunk_rows < 1:
         raise ValueError(f"input_size {input_size} and chunk_rows {chunk_rows}: need input_size "
                          ">= 2 (targets are half its size) and chunk_rows >= 1")
-    folder = packed_dir(root, input_size)
+    folder = packed_dir(root, input_size, output_size)
     if not force and find_packed(root, input_size, output_size) == folder and \
             (folder / MANIFEST).is_file():
         return folder
@@ -302,7 +305,7 @@ def ensure_packed(profile: Profile | str | None = None, *, root: str | os.PathLi
     folder = find_packed(root, profile.input_size, profile.output_size)
     if folder is not None:
         return folder
-    with _build_lock(packed_dir(root, profile.input_size)):
+    with _build_lock(packed_dir(root, profile.input_size, profile.output_size)):
         return pack_dataset(root, profile.input_size, profile.output_size, workers=workers,
                             progress=progress)
 

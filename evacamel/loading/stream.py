@@ -31,7 +31,7 @@ import torch
 from evacamel.loading.batch import make_batch
 from evacamel.profiles import Profile, get_profile
 from evacamel.world import Backgrounds, render_backgrounds, render_camels, world_params
-from evacamel.world.compose import Placement, sample_placements
+from evacamel.world.compose import MODES, Placement, sample_placements
 from evacamel.world.compose_batch import compose_batched
 
 __all__ = ["SyntheticStream", "stream_seed"]
@@ -58,7 +58,8 @@ class SyntheticStream:
         render_size: side at which backgrounds are rendered and composed (default
             ``profile.input_size``; larger gives area-filtered inputs like the files',
             at a higher cost for placement).
-        mode: ``"perspective"`` or ``"seed"`` (default ``profile.compose_mode``).
+        mode: ``"perspective"`` or ``"seed"`` (default ``profile.compose_mode``; a
+            ``"mixed"`` profile is refused: its datasets are files).
         refresh_every: replace one background and one camel every this many batches
             (0: never).
         max_batches: stop after this many batches (default: never).
@@ -91,6 +92,10 @@ class SyntheticStream:
         self.render_size = int(render_size or p.input_size)
         self.camel_size = max(32, p.camel_size * self.render_size // p.source_size)
         self.mode = mode or p.compose_mode
+        if self.mode not in MODES:
+            raise ValueError(f"compose mode {self.mode!r}: the rendered path composes "
+                             f"{' or '.join(MODES)}; a {self.mode!r} dataset is written as files "
+                             "(evacamel make-dataset)")
         world = world_params(p.world, p.blend)
         self.scene, self.look, self.coat = world.scene, world.look, world.camel
         # Poisson blending (OpenCV, one sample at a time on the CPU) is the files' option:
