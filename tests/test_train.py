@@ -99,6 +99,9 @@ def test_config_comes_from_the_profile_and_overrides_win():
     assert (cfg.batch_size, cfg.width, cfg.input_size, cfg.epochs) == (
         p.batch_size, p.width, p.input_size, p.epochs)
     assert cfg.lr == 1e-3 and cfg.schedule == "cosine"
+    cpu = TrainConfig.from_profile("cpu")  # the model for photographs: its output and loss
+    assert (cpu.output_stride, cpu.dice_weight) == (get_profile("cpu").output_stride, get_profile("cpu").dice_weight)
+    assert cpu.data_profile().output_size == cpu.input_size // cpu.output_stride
     with pytest.raises(ValueError, match="unknown training option"):
         TrainConfig.from_profile("quick", learning_rate=1)
     with pytest.raises(ValueError, match="multiple of 32"):
