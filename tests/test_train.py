@@ -293,7 +293,12 @@ def test_train_command_stops_resumes_beside_the_checkpoint_and_refuses_bad_argum
            "--no-progress"]
     assert main(["train", *run, "--out", str(tmp_path / "a"), "--stop-after-steps", "2",
                  "--checkpoint-every", "1"]) == 0
-    assert "stopped after step 2" in capsys.readouterr().out  # last.pt: step 1
+    out = capsys.readouterr().out
+    assert "stopped after step 2" in out and "--resume" in out  # last.pt: step 1
+    assert main(["train", *run, "--out", str(tmp_path / "c"), "--stop-after-steps", "1"]) == 0
+    out = capsys.readouterr().out  # no checkpoint yet: nothing to resume from
+    assert "before any checkpoint" in out and "--resume" not in out
+    assert not (tmp_path / "c" / "last.pt").exists()
     (tmp_path / "b").mkdir()
     shutil.copyfile(tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt")
     assert main(["train", "--resume", str(tmp_path / "b" / "last.pt"), "--no-progress"]) == 0

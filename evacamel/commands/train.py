@@ -89,6 +89,9 @@ def _checkpoint_to_resume(args: argparse.Namespace) -> Path | None:
 def _summary(trainer: "Trainer") -> str:
     out, best = trainer.cfg.run_dir(), trainer.best
     if not trainer.finished:
+        if not (out / "last.pt").is_file():  # stopped as a crash would: nothing saved yet
+            return (f"stopped after step {trainer.global_step} as asked, before any checkpoint "
+                    f"(one is saved at each epoch's end, or every --checkpoint-every steps)")
         return (f"stopped after step {trainer.global_step} as asked; continue with "
                 f"--resume {out / 'last.pt'}")
     if best["value"] is None:
