@@ -85,20 +85,22 @@ class CamelUNet(nn.Module):
         width: base channel count ``w`` (64 = the seed, 5,649,664
             parameters; 16 has about 16x fewer, for CPU training).
         in_channels: input channels (6: background RGB, composite RGB).
-        output_stride: 2 (the seed: outputs at half the input's side) or 1 (an ``up0``
-            block brings them to the input's side).
+        output_stride: 2 (the seed: outputs at half the input's side) or 1
+            (an ``up0`` block brings them to the input's side).
 
     Shape:
         input ``B x in_channels x S x S`` float, ``S`` a multiple of 32;
-        output ``B x 2 x S/k x S/k`` (``k = output_stride``): channel 0 mask logits, channel 1
-        depth (linear, trained towards the [0, 1] target of
-        :mod:`evacamel.depth_units`).
+        output ``B x 2 x S/k x S/k``, ``k = output_stride``: channel 0
+        mask logits, channel 1 depth (linear, trained towards the [0, 1]
+        target of :mod:`evacamel.depth_units`).
     """
 
-    def __init__(self, width: int = 64, in_channels: int = 6, output_stride: int = 2) -> None:
+    def __init__(self, width: int = 64, in_channels: int = 6,
+                 output_stride: int = 2) -> None:
         super().__init__()
         if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be 1 or 2, not {output_stride!r}")
+            raise ValueError(
+                f"output_stride must be 1 or 2, not {output_stride!r}")
         w = width
         self.width = width
         self.in_channels = in_channels

@@ -433,9 +433,10 @@ class Trainer:
                    ) -> torch.Tensor:
         """One optimiser step over this process's micro-batches of one batch.
 
-        Returns the summed loss terms ``[n, n*total, n*bce, n*dssim, n*l1, n*dice]``
-        (float64, on the device: reading them would wait for the GPU, so the
-        caller does it rarely). Chapter 05 prints this method: keep its lines
+        Returns the summed loss terms
+        ``[n, n*total, n*bce, n*dssim, n*l1, n*dice]`` (float64, on the
+        device: reading them would wait for the GPU, so the caller does it
+        rarely). Chapter 05 prints this method: keep its lines
         under 80 characters.
         """
         self.model.train()
