@@ -49,6 +49,8 @@ def test_module_uses_its_constants_and_gradients_flow(batch):
     assert set(terms.as_dict()) == {"total", "bce", "dssim", "l1", "dice"}
     with_dice = CamelLoss(mask_weight=1, dssim_weight=0, l1_weight=2, dice_weight=3)(logits, depth_p, mask_t, depth_t)
     assert torch.allclose(with_dice.total, terms.total + 3 * with_dice.dice)
+    dice = with_dice.dice.detach()
+    assert float(dice) > 0 and torch.allclose(dice, dice_loss(logits.detach(), mask_t))
 
 
 def test_dice_loss_is_zero_for_the_exact_mask_and_counts_only_camel_pixels():
