@@ -37,6 +37,16 @@ HELP = "samples/s of rendering training data on the device vs the training step'
 __all__ = ["measure_render", "measure_compose", "render_vs_train", "add_arguments", "main"]
 
 
+def _training_stream(p: Any, batch_size: int, seed: int, device: torch.device,
+                     pool: int) -> SyntheticStream:
+    """A stream of the plan's training split, at most ``pool`` backgrounds and camels."""
+    seeds = plan_seeds(p)["train"]
+    return SyntheticStream(p, batch_size=batch_size, seed=seed, device=device,
+                           pool_backgrounds=min(pool, len(seeds.backgrounds)),
+                           pool_camels=min(pool, len(seeds.camels)),
+                           background_seeds=seeds.backgrounds, camel_seeds=seeds.camels)
+
+
 def measure_render(profile: Any = None, batches: int = 4, *, batch_size: int | None = None,
                    device: str | torch.device | None = None, pool: int = 32
                    ) -> tuple[Measurement, float]:
@@ -45,11 +55,7 @@ def measure_render(profile: Any = None, batches: int = 4, *, batch_size: int | N
     p = get_profile(profile)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bs = batch_size or p.batch_size
-    seeds = plan_seeds(p)["train"]
-    stream = SyntheticStream(p, batch_size=bs, seed=1, device=device,
-                             pool_backgrounds=min(pool, len(seeds.backgrounds)),
-                             pool_camels=min(pool, len(seeds.camels)),
-                             background_seeds=seeds.backgrounds, camel_seeds=seeds.camels)
+    stream = _training_stream(p, bs, 1, device, pool)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     t0 = time.perf_counter()
     stream.pool()
@@ -77,11 +83,7 @@ def measure_compose(profile: Any = None, batches: int = 2, *, batch_size: int | 
     p = get_profile(profile)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bs = batch_size or p.batch_size
-    seeds = plan_seeds(p)["train"]
-    stream = SyntheticStream(p, batch_size=bs, seed=2, device=device,
-                             pool_backgrounds=min(pool, len(seeds.backgrounds)),
-                             pool_camels=min(pool, len(seeds.camels)),
-                             background_seeds=seeds.backgrounds, camel_seeds=seeds.camels)
+    stream = _training_stream(p, bs, 2, device, pool)
     g = torch.Generator().manual_seed(0)
     drawn = [list(zip(*(stream.draw_sample(g) for _ in range(bs)))) for _ in range(batches)]
     work = [(*stream.pairs(bi, fi), list(pls)) for bi, fi, pls in drawn]
